@@ -1,0 +1,21 @@
+// Package v1alpha1 contains the edge.cairn.dev v1alpha1 API: EdgeDevice and
+// Firmware, the device fleet and its signed over-the-air updates.
+// +kubebuilder:object:generate=true
+// +groupName=edge.cairn.dev
+package v1alpha1
+
+import (
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/scheme"
+)
+
+var (
+	// GroupVersion is the group and version of this API.
+	GroupVersion = schema.GroupVersion{Group: "edge.cairn.dev", Version: "v1alpha1"}
+
+	// SchemeBuilder registers this API's types with a runtime.Scheme.
+	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+
+	// AddToScheme adds this API's types to a scheme.
+	AddToScheme = SchemeBuilder.AddToScheme
+)

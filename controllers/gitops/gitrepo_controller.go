@@ -1,0 +1,166 @@
+// Package gitops reconciles GitRepos: it validates them and their
+// credentials and reports the result in status.
+package gitops
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/Masterminds/semver/v3"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	common "github.com/cairn-platform/cairn/api/common/v1alpha1"
+	gitopsv1alpha1 "github.com/cairn-platform/cairn/api/gitops/v1alpha1"
+	"github.com/cairn-platform/cairn/internal/conditions"
+	"github.com/cairn-platform/cairn/internal/kube"
+	"github.com/cairn-platform/cairn/internal/telemetry"
+)
+
+const gitRepoSecretIndex = "gitrepo.spec.secretRefs"
+
+// Condition reasons for GitRepos.
+const (
+	ReasonAccepted       = "Accepted"
+	ReasonInvalid        = "Invalid"
+	ReasonSecretNotFound = "SecretNotFound"
+	ReasonSuspended      = "Suspended"
+	ReasonAwaitingSync   = "AwaitingSync"
+)
+
+// GitRepoReconciler validates GitRepos.
+type GitRepoReconciler struct {
+	client.Client
+	Recorder events.EventRecorder
+}
+
+// +kubebuilder:rbac:groups=gitops.cairn.dev,resources=gitrepos,verbs=get;list;watch
+// +kubebuilder:rbac:groups=gitops.cairn.dev,resources=gitrepos/status,verbs=get;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+
+// Reconcile checks one GitRepo and records Accepted and Ready.
+func (r *GitRepoReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var repo gitopsv1alpha1.GitRepo
+	if err := r.Get(ctx, req.NamespacedName, &repo); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	base := repo.DeepCopy()
+	gen := repo.Generation
+	conds := &repo.Status.Conditions
+
+	reason, problems, err := r.check(ctx, &repo)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	switch {
+	case len(problems) > 0:
+		msg := strings.Join(problems, "; ")
+		conditions.False(conds, gen, common.ConditionAccepted, reason, msg)
+		conditions.False(conds, gen, common.ConditionReady, reason, msg)
+		if conditions.IsTrue(base.Status.Conditions, common.ConditionAccepted) || base.Status.ObservedGeneration != gen {
+			r.Recorder.Eventf(&repo, nil, corev1.EventTypeWarning, reason, "Validate", msg)
+		}
+	case repo.Spec.Suspend:
+		conditions.True(conds, gen, common.ConditionAccepted, ReasonAccepted, "the repository spec is valid and its Secrets resolve")
+		conditions.False(conds, gen, common.ConditionReady, ReasonSuspended, "reconciliation is suspended; the last applied state stays in place")
+	default:
+		conditions.True(conds, gen, common.ConditionAccepted, ReasonAccepted, "the repository spec is valid and its Secrets resolve")
+		if repo.Status.LastAppliedRevision == "" {
+			conditions.False(conds, gen, common.ConditionReady, ReasonAwaitingSync, "no revision has been applied yet")
+		}
+	}
+	repo.Status.ObservedGeneration = gen
+	return ctrl.Result{}, kube.PatchStatus(ctx, r.Client, &repo, base)
+}
+
+func (r *GitRepoReconciler) check(ctx context.Context, repo *gitopsv1alpha1.GitRepo) (string, []string, error) {
+	if ref := repo.Spec.Ref; ref != nil && ref.SemVer != nil {
+		if _, err := semver.NewConstraint(*ref.SemVer); err != nil {
+			return ReasonInvalid, []string{fmt.Sprintf("ref.semver %q is not a semver range: %v", *ref.SemVer, err)}, nil
+		}
+	}
+	var problems []string
+	if ref := repo.Spec.SecretRef; ref != nil {
+		p, err := r.checkCredentials(ctx, repo.Namespace, ref.Name, repo.Spec.URL)
+		if err != nil {
+			return "", nil, err
+		}
+		if p != "" {
+			problems = append(problems, "secretRef: "+p)
+		}
+	}
+	if wh := repo.Spec.Webhook; wh != nil {
+		secret, p, err := getSecret(ctx, r.Client, types.NamespacedName{Namespace: repo.Namespace, Name: wh.SecretRef.Name})
+		if err != nil {
+			return "", nil, err
+		}
+		if p == "" && len(secret.Data["token"]) == 0 {
+			p = fmt.Sprintf("Secret %q has no key \"token\"", wh.SecretRef.Name)
+		}
+		if p != "" {
+			problems = append(problems, "webhook.secretRef: "+p)
+		}
+	}
+	return ReasonSecretNotFound, problems, nil
+}
+
+// checkCredentials verifies the Secret carries credentials usable with the
+// URL's transport: an ssh key without known_hosts would mean trusting any
+// host key, so it is refused.
+func (r *GitRepoReconciler) checkCredentials(ctx context.Context, ns, name, url string) (string, error) {
+	secret, problem, err := getSecret(ctx, r.Client, types.NamespacedName{Namespace: ns, Name: name})
+	if err != nil || problem != "" {
+		return problem, err
+	}
+	has := func(k string) bool { return len(secret.Data[k]) > 0 }
+	if isSSH(url) {
+		if !has("identity") || !has("known_hosts") {
+			return fmt.Sprintf("Secret %q must hold \"identity\" and \"known_hosts\" for an ssh URL", name), nil
+		}
+		return "", nil
+	}
+	if has("bearerToken") || (has("username") && has("password")) {
+		return "", nil
+	}
+	return fmt.Sprintf("Secret %q must hold \"username\" and \"password\", or \"bearerToken\", for an http(s) URL", name), nil
+}
+
+func isSSH(url string) bool {
+	return strings.HasPrefix(url, "ssh://") || !strings.Contains(url, "://")
+}
+
+func getSecret(ctx context.Context, c client.Client, key types.NamespacedName) (*corev1.Secret, string, error) {
+	var secret corev1.Secret
+	found, err := kube.GetIfExists(ctx, c, key, &secret)
+	if err != nil || !found {
+		return nil, fmt.Sprintf("Secret %q not found", key.Name), err
+	}
+	return &secret, "", nil
+}
+
+// SetupWithManager registers the reconciler; a GitRepo is re-checked when one
+// of its Secrets changes.
+func (r *GitRepoReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &gitopsv1alpha1.GitRepo{}, gitRepoSecretIndex, func(o client.Object) []string {
+		spec := o.(*gitopsv1alpha1.GitRepo).Spec
+		var names []string
+		if spec.SecretRef != nil {
+			names = append(names, spec.SecretRef.Name)
+		}
+		if spec.Webhook != nil {
+			names = append(names, spec.Webhook.SecretRef.Name)
+		}
+		return names
+	}); err != nil {
+		return fmt.Errorf("indexing GitRepos by Secret: %w", err)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&gitopsv1alpha1.GitRepo{}).
+		Watches(&corev1.Secret{}, kube.EnqueueReferrers(mgr.GetClient(), &gitopsv1alpha1.GitRepoList{}, gitRepoSecretIndex)).
+		Named("gitrepo").
+		Complete(telemetry.TraceReconciler("GitRepo", r))
+}

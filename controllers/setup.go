@@ -1,0 +1,55 @@
+// Package controllers wires every Cairn reconciler into a manager.
+package controllers
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	edgev1alpha1 "github.com/cairn-platform/cairn/api/edge/v1alpha1"
+	gatewayv1alpha1 "github.com/cairn-platform/cairn/api/gateway/v1alpha1"
+	gitopsv1alpha1 "github.com/cairn-platform/cairn/api/gitops/v1alpha1"
+	serverlessv1alpha1 "github.com/cairn-platform/cairn/api/serverless/v1alpha1"
+	"github.com/cairn-platform/cairn/controllers/edge"
+	"github.com/cairn-platform/cairn/controllers/gateway"
+	"github.com/cairn-platform/cairn/controllers/gitops"
+	"github.com/cairn-platform/cairn/controllers/serverless"
+)
+
+// NewScheme returns a scheme with the built-in types and every Cairn API.
+func NewScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(gatewayv1alpha1.AddToScheme(s))
+	utilruntime.Must(gitopsv1alpha1.AddToScheme(s))
+	utilruntime.Must(edgev1alpha1.AddToScheme(s))
+	utilruntime.Must(serverlessv1alpha1.AddToScheme(s))
+	return s
+}
+
+type setupper interface {
+	SetupWithManager(ctrl.Manager) error
+}
+
+// SetupAll registers one reconciler per Cairn kind with mgr.
+func SetupAll(mgr ctrl.Manager) error {
+	c := mgr.GetClient()
+	recorder := mgr.GetEventRecorder("cairn-manager")
+	reconcilers := map[string]setupper{
+		"Route":      &gateway.RouteReconciler{Client: c, Recorder: recorder},
+		"AuthPolicy": &gateway.AuthPolicyReconciler{Client: c, Recorder: recorder},
+		"GitRepo":    &gitops.GitRepoReconciler{Client: c, Recorder: recorder},
+		"EdgeDevice": &edge.EdgeDeviceReconciler{Client: c, Recorder: recorder},
+		"Firmware":   &edge.FirmwareReconciler{Client: c, Recorder: recorder},
+		"Function":   &serverless.FunctionReconciler{Client: c, Recorder: recorder},
+	}
+	for kind, r := range reconcilers {
+		if err := r.SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("setting up the %s controller: %w", kind, err)
+		}
+	}
+	return nil
+}
