@@ -5,5 +5,6 @@ package version
 // Set at link time; the defaults mark a plain `go build`.
 var (
 	Version = "dev"
-	Commit  = "none"
+	Commit  = "unknown"
+	Date    = "unknown"
 )
