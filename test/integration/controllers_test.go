@@ -1,0 +1,302 @@
+package integration
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/cairn-platform/cairn/controllers"
+	"github.com/cairn-platform/cairn/internal/signing"
+)
+
+// startManager runs every controller in-process until the test ends.
+func startManager(t *testing.T) {
+	t.Helper()
+	e := requireEnv(t)
+	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
+		Scheme:                 controllers.NewScheme(),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Controller:             ctrlConfigSkipNameValidation(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := controllers.SetupAll(mgr); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
+}
+
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "t-" + rand.String(8)}}
+	if err := env.Client.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+// createAll creates YAML documents in namespace ns.
+func createAll(t *testing.T, ns, docs string) {
+	t.Helper()
+	objs, err := decodeYAML([]byte(docs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, obj := range objs {
+		obj.SetNamespace(ns)
+		if err := env.Client.Create(context.Background(), obj); err != nil {
+			t.Fatalf("creating %s %s: %v", obj.GetKind(), obj.GetName(), err)
+		}
+	}
+}
+
+// waitCondition waits until obj's condition typ has the status and reason and
+// its message contains msg, for the object's current generation.
+func waitCondition(t *testing.T, obj client.Object, conds *[]metav1.Condition, typ string, status metav1.ConditionStatus, reason, msg string) {
+	t.Helper()
+	eventually(t, 20*time.Second, func(ctx context.Context) error {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(*conds, typ)
+		if c == nil || c.Status != status || c.Reason != reason || !strings.Contains(c.Message, msg) || c.ObservedGeneration != obj.GetGeneration() {
+			return fmt.Errorf("%s %s = %+v; want %s/%s with message containing %q", client.ObjectKeyFromObject(obj), typ, c, status, reason, msg)
+		}
+		return nil
+	})
+}
+
+func ctrlConfigSkipNameValidation() ctrlconfig.Controller {
+	skip := true
+	// Each test starts its own manager with the same controller names.
+	return ctrlconfig.Controller{SkipNameValidation: &skip}
+}
+
+func TestControllersReportRuntimeProblems(t *testing.T) {
+	requireEnv(t)
+	startManager(t)
+
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	_, otherPriv, _ := ed25519.GenerateKey(nil)
+	digest := strings.Repeat("ab", 32)
+	goodSig, _ := signing.Sign(priv, digest)
+	forgedSig, _ := signing.Sign(otherPriv, digest)
+	keys := fmt.Sprintf(`
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: keys}
+data: {release: %s}`, base64.StdEncoding.EncodeToString(pub))
+	firmware := func(sig string) string {
+		return fmt.Sprintf(`
+apiVersion: edge.cairn.dev/v1alpha1
+kind: Firmware
+metadata: {name: fw}
+spec:
+  version: 2.0.0
+  compatibleModels: [m1]
+  artifact: {url: "https://fw.example.com/i.bin", sha256: %s, size: 10}
+  signatures:
+    trustedKeys: {name: keys}
+    signatures: [{keyID: release, value: "%s"}]
+  rollout: {waves: [{percent: 100}]}`, digest, sig)
+	}
+
+	tests := []struct {
+		name, docs     string
+		obj            client.Object
+		conds          func(client.Object) *[]metav1.Condition
+		status         metav1.ConditionStatus
+		reason, substr string
+	}{
+		{"route with a bad regular expression", `
+apiVersion: gateway.cairn.dev/v1alpha1
+kind: Route
+metadata: {name: rt}
+spec:
+  gatewayRef: {name: gw}
+  rules:
+  - matches: [{path: {type: RegularExpression, value: "/(unclosed"}}]
+    backends: [{service: {name: web, port: 80}}]`, route("rt"), routeConds, metav1.ConditionFalse, "Invalid", `rules[0].matches[0].path: invalid regular expression "/(unclosed"`},
+		{"route to a missing port", `
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: gateway.cairn.dev/v1alpha1
+kind: Route
+metadata: {name: rt}
+spec:
+  gatewayRef: {name: gw}
+  rules: [{backends: [{service: {name: web, port: 8080}}]}]`, route("rt"), routeConds, metav1.ConditionFalse, "BackendNotFound", `Service "web" has no port 8080`},
+		{"route with a missing descriptor set", `
+apiVersion: v1
+kind: Service
+metadata: {name: grpc}
+spec: {ports: [{port: 9000}]}
+---
+apiVersion: gateway.cairn.dev/v1alpha1
+kind: Route
+metadata: {name: rt}
+spec:
+  gatewayRef: {name: gw}
+  rules:
+  - backends: [{service: {name: grpc, port: 9000}}]
+    grpcTranscoding: {descriptorSet: {name: protos, key: api.pb}, services: [shop.v1.Orders]}`, route("rt"), routeConds, metav1.ConditionFalse, "DescriptorNotFound", `descriptor ConfigMap "protos" not found`},
+		{"auth policy embedding a private key", `
+apiVersion: gateway.cairn.dev/v1alpha1
+kind: AuthPolicy
+metadata: {name: ap}
+spec:
+  jwt:
+    providers:
+    - name: idp
+      issuer: https://idp.example.com
+      jwks: {inline: '{"keys":[{"kty":"OKP","crv":"Ed25519","x":"abc","d":"secret"}]}'}`, authPolicy("ap"), authPolicyConds, metav1.ConditionFalse, "InvalidJWKS", `contains private or symmetric key material ("d")`},
+		{"auth policy with an incomplete client Secret", `
+apiVersion: v1
+kind: Secret
+metadata: {name: client}
+stringData: {clientID: shop}
+---
+apiVersion: gateway.cairn.dev/v1alpha1
+kind: AuthPolicy
+metadata: {name: ap}
+spec:
+  oauth2Introspection: {endpoint: "https://as.example.com/introspect", clientSecretRef: {name: client}}`, authPolicy("ap"), authPolicyConds, metav1.ConditionFalse, "SecretNotFound", `Secret "client" lacks key(s) clientSecret`},
+		{"ssh git repo without known_hosts", `
+apiVersion: v1
+kind: Secret
+metadata: {name: deploy-key}
+stringData: {identity: "-----BEGIN OPENSSH PRIVATE KEY-----"}
+---
+apiVersion: gitops.cairn.dev/v1alpha1
+kind: GitRepo
+metadata: {name: gr}
+spec: {url: "git@git.example.com:org/repo.git", secretRef: {name: deploy-key}}`, gitRepo("gr"), gitRepoConds, metav1.ConditionFalse, "SecretNotFound", `must hold "identity" and "known_hosts" for an ssh URL`},
+		{"git repo with a bad semver range", `
+apiVersion: gitops.cairn.dev/v1alpha1
+kind: GitRepo
+metadata: {name: gr}
+spec: {url: "https://git.example.com/org/repo.git", ref: {semver: ">=one"}}`, gitRepo("gr"), gitRepoConds, metav1.ConditionFalse, "Invalid", `ref.semver ">=one" is not a semver range`},
+		{"device with a bad twin property name", `
+apiVersion: edge.cairn.dev/v1alpha1
+kind: EdgeDevice
+metadata: {name: dev}
+spec:
+  hardware: {model: m1}
+  desired: {"bad key!": 1, good: 2}`, edgeDevice("dev"), edgeDeviceConds, metav1.ConditionFalse, "InvalidProperty", `property name "bad key!"`},
+		{"device running a cluster-only function", `
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: mod}
+binaryData: {m.wasm: AGFzbQEAAAA=}
+---
+apiVersion: serverless.cairn.dev/v1alpha1
+kind: Function
+metadata: {name: fn}
+spec: {module: {configMap: {name: mod, key: m.wasm}}}
+---
+apiVersion: edge.cairn.dev/v1alpha1
+kind: EdgeDevice
+metadata: {name: dev}
+spec:
+  hardware: {model: m1}
+  functions: [{name: fn}]`, edgeDevice("dev"), edgeDeviceConds, metav1.ConditionFalse, "FunctionNotFound", `Function "fn" is not placed on the edge`},
+		{"firmware signed by an untrusted key", keys + "\n---" + firmware(forgedSig), firmwareObj("fw"), firmwareConds, metav1.ConditionFalse, "SignatureInvalid", `0 of the required 1 signatures verify; signature by "release" does not match the digest`},
+		{"firmware without its trusted keys", firmware(goodSig), firmwareObj("fw"), firmwareConds, metav1.ConditionFalse, "TrustedKeysNotFound", `trusted keys ConfigMap "keys" not found`},
+		{"firmware correctly signed", keys + "\n---" + firmware(goodSig), firmwareObj("fw"), firmwareConds, metav1.ConditionTrue, "SignaturesVerified", "signed by release (threshold 1)"},
+		{"function whose module is not wasm", `
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: mod}
+binaryData: {m.wasm: "aGVsbG8gd29ybGQ="}
+---
+apiVersion: serverless.cairn.dev/v1alpha1
+kind: Function
+metadata: {name: fn}
+spec: {module: {configMap: {name: mod, key: m.wasm}}}`, function("fn"), functionConds, metav1.ConditionFalse, "NotWebAssembly", "the module (11 bytes) is not a WebAssembly binary"},
+		{"function whose ConfigMap is missing", `
+apiVersion: serverless.cairn.dev/v1alpha1
+kind: Function
+metadata: {name: fn}
+spec: {module: {configMap: {name: mod, key: m.wasm}}}`, function("fn"), functionConds, metav1.ConditionFalse, "ModuleNotFound", `module ConfigMap "mod" not found`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := newNamespace(t)
+			createAll(t, ns, tc.docs)
+			tc.obj.SetNamespace(ns)
+			waitCondition(t, tc.obj, tc.conds(tc.obj), "Accepted", tc.status, tc.reason, tc.substr)
+		})
+	}
+}
+
+// A broken Route is reported on itself and leaves the others alone.
+func TestBadRouteDoesNotAffectOtherRoutes(t *testing.T) {
+	requireEnv(t)
+	startManager(t)
+	ns := newNamespace(t)
+	createAll(t, ns, `
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: gateway.cairn.dev/v1alpha1
+kind: Route
+metadata: {name: good}
+spec:
+  gatewayRef: {name: gw}
+  rules: [{backends: [{service: {name: web, port: 80}}]}]
+---
+apiVersion: gateway.cairn.dev/v1alpha1
+kind: Route
+metadata: {name: bad}
+spec:
+  gatewayRef: {name: gw}
+  rules: [{backends: [{service: {name: web, port: 80}}, {service: {name: missing, port: 80}}]}]`)
+	good, bad := route("good"), route("bad")
+	good.SetNamespace(ns)
+	bad.SetNamespace(ns)
+	waitCondition(t, bad, routeConds(bad), "Accepted", metav1.ConditionFalse, "BackendNotFound", `rules[0].backends[1]: Service "missing" not found`)
+	waitCondition(t, good, routeConds(good), "Accepted", metav1.ConditionTrue, "Accepted", "")
+
+	// Fixing the reference heals the bad route without touching the good one.
+	goodVersion := good.GetResourceVersion()
+	createAll(t, ns, `
+apiVersion: v1
+kind: Service
+metadata: {name: missing}
+spec: {ports: [{port: 80}]}`)
+	waitCondition(t, bad, routeConds(bad), "Accepted", metav1.ConditionTrue, "Accepted", "")
+	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(good), good); err != nil {
+		t.Fatal(err)
+	}
+	if good.GetResourceVersion() != goodVersion {
+		t.Errorf("the healthy route was rewritten (resourceVersion %s → %s); reconciles must be idempotent", goodVersion, good.GetResourceVersion())
+	}
+}
