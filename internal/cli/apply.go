@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -11,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
@@ -30,6 +33,7 @@ type applyOptions struct {
 	f              *factory
 	streams        genericiooptions.IOStreams
 	filenames      []string
+	kustomize      string
 	recursive      bool
 	forceConflicts bool
 	dryRun         string
@@ -38,15 +42,23 @@ type applyOptions struct {
 func newApplyCommand(f *factory, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &applyOptions{f: f, streams: streams}
 	cmd := &cobra.Command{
-		Use:   "apply -f FILENAME",
+		Use:   "apply (-f FILENAME | -k DIRECTORY)",
 		Short: "Apply configuration to resources with server-side apply",
 		Long: `Apply configuration to resources with server-side apply.
 
-Every object in the given YAML or JSON files is applied with field manager
-"cairn". Objects that fail to parse or apply are reported and skipped; the
-others are still applied, and the command exits non-zero if any failed.`,
+Every object in the given YAML or JSON files (-f), or built from the given
+kustomization directory (-k, as "kubectl kustomize" would), is applied with
+field manager "cairn". Namespaces and CustomResourceDefinitions are applied
+before all other objects, so that objects can be applied together with the
+namespace they live in; otherwise objects are applied in the order given.
+
+Objects that fail to parse or apply are reported and skipped; the others are
+still applied, and the command exits non-zero if any failed.`,
 		Example: `  # Apply all manifests in a directory tree
   cairn apply -R -f manifests/
+
+  # Apply the resources built from a kustomization directory
+  cairn apply -k config/samples
 
   # Check manifests against the server without persisting anything
   cat route.yaml | cairn apply --dry-run=server -f -`,
@@ -59,13 +71,16 @@ others are still applied, and the command exits non-zero if any failed.`,
 		},
 	}
 	cmd.Flags().StringSliceVarP(&o.filenames, "filename", "f", nil, "Files or directories containing the configuration to apply; - reads stdin.")
+	cmd.Flags().StringVarP(&o.kustomize, "kustomize", "k", "", "Kustomization directory to build and apply; cannot be combined with -f.")
 	cmd.Flags().BoolVarP(&o.recursive, "recursive", "R", false, "Process directories given with -f recursively.")
 	cmd.Flags().BoolVar(&o.forceConflicts, "force-conflicts", false, "Take ownership of fields that other field managers currently own.")
 	cmd.Flags().StringVar(&o.dryRun, "dry-run", dryRunNone, `Must be "none" or "server". With "server", the request is fully processed by the server but not persisted.`)
-	if err := cmd.MarkFlagRequired("filename"); err != nil {
+	// Whether -f or -k is given is checked in validate, with clearer messages
+	// than cobra's required and mutually exclusive flag groups produce.
+	if err := cmd.MarkFlagFilename("filename", "yaml", "yml", "json"); err != nil {
 		panic(err) // The flag is registered just above; failure is a programming error.
 	}
-	if err := cmd.MarkFlagFilename("filename", "yaml", "yml", "json"); err != nil {
+	if err := cmd.MarkFlagDirname("kustomize"); err != nil {
 		panic(err)
 	}
 	if err := cmd.RegisterFlagCompletionFunc("dry-run", cobra.FixedCompletions([]cobra.Completion{dryRunNone, dryRunServer}, cobra.ShellCompDirectiveNoFileComp)); err != nil {
@@ -75,6 +90,14 @@ others are still applied, and the command exits non-zero if any failed.`,
 }
 
 func (o *applyOptions) validate() error {
+	switch {
+	case len(o.filenames) > 0 && o.kustomize != "":
+		return errors.New("only one of -f or -k can be specified")
+	case len(o.filenames) == 0 && o.kustomize == "":
+		return errors.New("must specify one of -f or -k")
+	case o.kustomize != "" && o.recursive:
+		return errors.New("-R applies to -f directories only; it cannot be used with -k")
+	}
 	if o.dryRun != dryRunNone && o.dryRun != dryRunServer {
 		return fmt.Errorf("invalid --dry-run value %q: must be %q or %q", o.dryRun, dryRunNone, dryRunServer)
 	}
@@ -82,13 +105,20 @@ func (o *applyOptions) validate() error {
 }
 
 func (o *applyOptions) run(ctx context.Context) error {
-	manifests, err := readManifests(o.filenames, o.recursive, o.streams.In)
+	var manifests []manifest
+	var err error
+	if o.kustomize != "" {
+		manifests, err = buildKustomization(o.kustomize)
+	} else {
+		manifests, err = readManifests(o.filenames, o.recursive, o.streams.In)
+	}
 	if err != nil {
 		return err
 	}
 	if len(manifests) == 0 {
 		return errors.New("no objects passed to apply")
 	}
+	sortForApply(manifests)
 	namespace, enforceNamespace, err := o.f.namespace()
 	if err != nil {
 		return err
@@ -122,6 +152,35 @@ func (o *applyOptions) run(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// sortForApply stably orders manifests so that Namespaces, then
+// CustomResourceDefinitions, are applied before the objects that may live in
+// them or be of their kinds. Everything else, including manifests that failed
+// to decode, keeps the order given.
+func sortForApply(manifests []manifest) {
+	slices.SortStableFunc(manifests, func(a, b manifest) int {
+		return cmp.Compare(applyRank(a), applyRank(b))
+	})
+}
+
+var (
+	namespaceKind = schema.GroupKind{Kind: "Namespace"}
+	crdKind       = schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}
+)
+
+func applyRank(m manifest) int {
+	if m.obj == nil {
+		return 2
+	}
+	switch m.obj.GroupVersionKind().GroupKind() {
+	case namespaceKind:
+		return 0
+	case crdKind:
+		return 1
+	default:
+		return 2
+	}
 }
 
 // apply server-side applies obj. Namespaced objects without a namespace get

@@ -351,6 +351,112 @@ func TestApplyReportsBadDocumentsAndAppliesTheRest(t *testing.T) {
 	}
 }
 
+func TestApplyKustomization(t *testing.T) {
+	c := cluster(t)
+	dir := filepath.Join("testdata", "kustomize")
+	const ns = "cairn-kustomize-test" // created by the kustomization itself
+
+	// The kustomization lists its Namespace last; it must be applied first.
+	r := mustSucceed(t, c.cairn(t, "apply", "-k", dir))
+	want := "namespace/" + ns + " serverside-applied\n" +
+		"widget.test.cairn.dev/kz-sprocket serverside-applied\n" +
+		"configmap/kz-settings serverside-applied\n"
+	if r.stdout != want {
+		t.Errorf("stdout = %q, want %q", r.stdout, want)
+	}
+
+	// namePrefix and labels prove the objects went through kustomize.
+	const partOf = "app.kubernetes.io/part-of"
+	cm, err := c.kube.CoreV1().ConfigMaps(ns).Get(t.Context(), "kz-settings", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("configmap kz-settings was not created in %s: %v", ns, err)
+	}
+	if cm.Labels[partOf] != "cairn-kustomize-test" || cm.Data["greeting"] != "hello" {
+		t.Errorf("configmap labels = %v, data = %v; want the kustomization's label and greeting=hello", cm.Labels, cm.Data)
+	}
+	w, err := c.get(t, widgets, ns, "kz-sprocket")
+	if err != nil {
+		t.Fatalf("widget kz-sprocket was not created in %s: %v", ns, err)
+	}
+	if w.GetLabels()[partOf] != "cairn-kustomize-test" {
+		t.Errorf("widget labels = %v, want the kustomization's label", w.GetLabels())
+	}
+	if size, _, _ := unstructured.NestedInt64(w.Object, "spec", "size"); size != 7 {
+		t.Errorf("widget spec.size = %d, want 7", size)
+	}
+	namespace, err := c.kube.CoreV1().Namespaces().Get(t.Context(), ns, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if namespace.Labels[partOf] != "cairn-kustomize-test" {
+		t.Errorf("namespace labels = %v, want the kustomization's label", namespace.Labels)
+	}
+	if _, err := c.get(t, widgets, ns, "sprocket"); !apierrors.IsNotFound(err) {
+		t.Errorf("unprefixed widget: get error = %v, want NotFound", err)
+	}
+
+	t.Run("-k and -f together are rejected", func(t *testing.T) {
+		file := writeManifest(t, "widget.yaml", widget("not-applied", "red", 1, ""))
+		r := mustFail(t, c.cairn(t, "apply", "-k", dir, "-f", file))
+		if want := "error: only one of -f or -k can be specified\n"; r.stderr != want || r.stdout != "" {
+			t.Errorf("stdout %q, stderr %q; want only %q on stderr", r.stdout, r.stderr, want)
+		}
+		if _, err := c.get(t, widgets, ns, "not-applied"); !apierrors.IsNotFound(err) {
+			t.Errorf("widget from -f: get error = %v, want NotFound", err)
+		}
+	})
+}
+
+func TestApplyKustomizationReportsBadObjectsAndAppliesTheRest(t *testing.T) {
+	c := cluster(t)
+	ns := c.namespace(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "kustomization.yaml"), "resources:\n- widgets.yaml\nnameSuffix: -kz\n")
+	writeFile(t, filepath.Join(dir, "widgets.yaml"), strings.Join([]string{
+		widget("good", "red", 1, ""),
+		widget("typo", "red", 1, "  colour: blue\n"),
+	}, "---\n"))
+
+	r := mustFail(t, c.cairn(t, "apply", "-n", ns, "-k", dir))
+	if want := "widget.test.cairn.dev/good-kz serverside-applied\n"; r.stdout != want {
+		t.Errorf("stdout = %q, want %q", r.stdout, want)
+	}
+	wantErr := regexp.MustCompile(`^error: kustomize ` + regexp.QuoteMeta(dir) + `: item 2: applying widget.test.cairn.dev/typo-kz: .*\.spec\.colour: field not declared in schema\n$`)
+	if !wantErr.MatchString(r.stderr) {
+		t.Errorf("stderr = %q, want it to match %s", r.stderr, wantErr)
+	}
+	if _, err := c.get(t, widgets, ns, "good-kz"); err != nil {
+		t.Errorf("good-kz was not applied: %v", err)
+	}
+}
+
+// TestApplyDirectoryCreatesNamespaceFirst applies a directory whose namespace
+// file sorts after the file of objects in that namespace.
+func TestApplyDirectoryCreatesNamespaceFirst(t *testing.T) {
+	c := cluster(t)
+	const ns = "cairn-apply-dir-test"
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "app.yaml"), strings.Join([]string{
+		strings.Replace(widget("w1", "red", 1, ""), "metadata:\n", "metadata:\n  namespace: "+ns+"\n", 1),
+		strings.Replace(configMap("settings"), "metadata:\n", "metadata:\n  namespace: "+ns+"\n", 1),
+	}, "---\n"))
+	writeFile(t, filepath.Join(dir, "namespace.yaml"), "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: "+ns+"\n")
+
+	r := mustSucceed(t, c.cairn(t, "apply", "-f", dir))
+	want := "namespace/" + ns + " serverside-applied\n" +
+		"widget.test.cairn.dev/w1 serverside-applied\n" +
+		"configmap/settings serverside-applied\n"
+	if r.stdout != want {
+		t.Errorf("stdout = %q, want %q", r.stdout, want)
+	}
+	if _, err := c.get(t, widgets, ns, "w1"); err != nil {
+		t.Errorf("widget was not created in %s: %v", ns, err)
+	}
+	if _, err := c.kube.CoreV1().ConfigMaps(ns).Get(t.Context(), "settings", metav1.GetOptions{}); err != nil {
+		t.Errorf("configmap was not created in %s: %v", ns, err)
+	}
+}
+
 func TestGetTables(t *testing.T) {
 	c := cluster(t)
 	ns := c.namespace(t)

@@ -190,6 +190,44 @@ func TestReadManifestsRejectsBadPaths(t *testing.T) {
 	}
 }
 
+func TestBuildKustomization(t *testing.T) {
+	dir := filepath.Join("testdata", "kustomize")
+	manifests, err := buildKustomization(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// kustomize keeps the kustomization's resource order; apply sorts later.
+	want := []struct{ origin, kind, name string }{
+		{"kustomize " + dir + ": item 1", "Widget", "kz-sprocket"},
+		{"kustomize " + dir + ": item 2", "ConfigMap", "kz-settings"},
+		{"kustomize " + dir + ": item 3", "Namespace", "cairn-kustomize-test"},
+	}
+	if len(manifests) != len(want) {
+		t.Fatalf("got %d manifests, want %d: %+v", len(manifests), len(want), manifests)
+	}
+	for i, w := range want {
+		m := manifests[i]
+		if m.err != nil {
+			t.Fatalf("%s: unexpected error: %v", m.origin, m.err)
+		}
+		if m.origin != w.origin || m.obj.GetKind() != w.kind || m.obj.GetName() != w.name {
+			t.Errorf("manifest %d = (%q, %s/%s), want (%q, %s/%s)", i, m.origin, m.obj.GetKind(), m.obj.GetName(), w.origin, w.kind, w.name)
+		}
+		if part := m.obj.GetLabels()["app.kubernetes.io/part-of"]; part != "cairn-kustomize-test" {
+			t.Errorf("%s: part-of label = %q, want the kustomization's label", m.origin, part)
+		}
+	}
+	// Numbers must be int64, as for -f, or encoding the objects fails later.
+	if size, ok := manifests[0].obj.Object["spec"].(map[string]any)["size"].(int64); !ok || size != 7 {
+		t.Errorf("spec.size = %#v, want int64(7)", manifests[0].obj.Object["spec"].(map[string]any)["size"])
+	}
+
+	missing := filepath.Join(t.TempDir(), "missing")
+	if _, err := buildKustomization(missing); err == nil || !strings.Contains(err.Error(), "building kustomization "+missing) {
+		t.Errorf("missing directory: error = %v, want one naming %s", err, missing)
+	}
+}
+
 func configMap(name string) string {
 	return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\n"
 }
