@@ -47,7 +47,7 @@ func run(kubeconfig string) error {
 			return err
 		}
 	}
-	defer os.Remove(kubeconfig)
+	defer func() { _ = os.Remove(kubeconfig) }()
 	fmt.Printf("devcluster: kube-apiserver at %s, kubeconfig %s\n", env.Config.Host, kubeconfig)
 
 	sig := make(chan os.Signal, 1)

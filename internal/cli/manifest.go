@@ -135,7 +135,7 @@ func decodeManifests(source string, r io.Reader) []manifest {
 	reader := utilyaml.NewYAMLReader(bufio.NewReader(r))
 	for doc := 1; ; doc++ {
 		data, err := reader.Read()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return manifests
 		}
 		origin := fmt.Sprintf("%s: document %d", source, doc)

@@ -5,10 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/cairn-platform/cairn/internal/version"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cairn-platform/cairn/internal/version"
 
 	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericiooptions"

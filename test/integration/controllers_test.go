@@ -73,17 +73,17 @@ func createAll(t *testing.T, ns, docs string) {
 	}
 }
 
-// waitCondition waits until obj's condition typ has the status and reason and
-// its message contains msg, for the object's current generation.
-func waitCondition(t *testing.T, obj client.Object, conds *[]metav1.Condition, typ string, status metav1.ConditionStatus, reason, msg string) {
+// waitAccepted waits until obj's Accepted condition has the status and reason
+// and its message contains msg, for the object's current generation.
+func waitAccepted(t *testing.T, obj client.Object, conds *[]metav1.Condition, status metav1.ConditionStatus, reason, msg string) {
 	t.Helper()
 	eventually(t, 20*time.Second, func(ctx context.Context) error {
 		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
 			return err
 		}
-		c := meta.FindStatusCondition(*conds, typ)
+		c := meta.FindStatusCondition(*conds, "Accepted")
 		if c == nil || c.Status != status || c.Reason != reason || !strings.Contains(c.Message, msg) || c.ObservedGeneration != obj.GetGeneration() {
-			return fmt.Errorf("%s %s = %+v; want %s/%s with message containing %q", client.ObjectKeyFromObject(obj), typ, c, status, reason, msg)
+			return fmt.Errorf("%s Accepted = %+v; want %s/%s with message containing %q", client.ObjectKeyFromObject(obj), c, status, reason, msg)
 		}
 		return nil
 	})
@@ -250,7 +250,7 @@ spec: {module: {configMap: {name: mod, key: m.wasm}}}`, function("fn"), function
 			ns := newNamespace(t)
 			createAll(t, ns, tc.docs)
 			tc.obj.SetNamespace(ns)
-			waitCondition(t, tc.obj, tc.conds(tc.obj), "Accepted", tc.status, tc.reason, tc.substr)
+			waitAccepted(t, tc.obj, tc.conds(tc.obj), tc.status, tc.reason, tc.substr)
 		})
 	}
 }
@@ -282,8 +282,8 @@ spec:
 	good, bad := route("good"), route("bad")
 	good.SetNamespace(ns)
 	bad.SetNamespace(ns)
-	waitCondition(t, bad, routeConds(bad), "Accepted", metav1.ConditionFalse, "BackendNotFound", `rules[0].backends[1]: Service "missing" not found`)
-	waitCondition(t, good, routeConds(good), "Accepted", metav1.ConditionTrue, "Accepted", "")
+	waitAccepted(t, bad, routeConds(bad), metav1.ConditionFalse, "BackendNotFound", `rules[0].backends[1]: Service "missing" not found`)
+	waitAccepted(t, good, routeConds(good), metav1.ConditionTrue, "Accepted", "")
 
 	// Fixing the reference heals the bad route without touching the good one.
 	goodVersion := good.GetResourceVersion()
@@ -292,7 +292,7 @@ apiVersion: v1
 kind: Service
 metadata: {name: missing}
 spec: {ports: [{port: 80}]}`)
-	waitCondition(t, bad, routeConds(bad), "Accepted", metav1.ConditionTrue, "Accepted", "")
+	waitAccepted(t, bad, routeConds(bad), metav1.ConditionTrue, "Accepted", "")
 	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(good), good); err != nil {
 		t.Fatal(err)
 	}

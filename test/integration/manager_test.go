@@ -105,7 +105,9 @@ func TestManagerProcess(t *testing.T) {
 	t.Cleanup(func() {
 		if !stopped {
 			_ = mgr.Process.Kill()
-			<-exited
+			if err := <-exited; err != nil {
+				t.Logf("killed manager: %v", err)
+			}
 		}
 		if t.Failed() {
 			t.Logf("manager output:\n%s", logs.String())

@@ -201,7 +201,3 @@ type EdgeDeviceList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []EdgeDevice `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&EdgeDevice{}, &EdgeDeviceList{})
-}

@@ -259,7 +259,3 @@ type FirmwareList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Firmware `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&Firmware{}, &FirmwareList{})
-}

@@ -229,7 +229,3 @@ type GitRepoList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []GitRepo `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&GitRepo{}, &GitRepoList{})
-}

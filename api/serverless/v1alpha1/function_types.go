@@ -269,7 +269,3 @@ type FunctionList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Function `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&Function{}, &FunctionList{})
-}
