@@ -82,7 +82,7 @@ GO
 }
 
 [[ -x "$ASSETS/etcd" ]] || { log "building etcd ${ETCD_VERSION} (cold: a few minutes)"; build_etcd; }
-[[ -x "$ASSETS/kube-apiserver" ]] || { log "building kube-apiserver ${KUBE_VERSION} (cold: ~15 minutes)"; build_apiserver; }
+[[ -x "$ASSETS/kube-apiserver" ]] || { log "building kube-apiserver ${KUBE_VERSION} (cold: ~5 minutes on 2 cores)"; build_apiserver; }
 
 "$ASSETS/etcd" --version >/dev/null
 "$ASSETS/kube-apiserver" --version >&2

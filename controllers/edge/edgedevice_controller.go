@@ -87,7 +87,7 @@ func (r *EdgeDeviceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		conditions.False(conds, gen, common.ConditionAccepted, reason, msg)
 		conditions.False(conds, gen, common.ConditionReady, reason, msg)
 		if conditions.IsTrue(base.Status.Conditions, common.ConditionAccepted) || base.Status.ObservedGeneration != gen {
-			r.Recorder.Eventf(&dev, nil, corev1.EventTypeWarning, reason, "Validate", msg)
+			kube.Warn(r.Recorder, &dev, reason, "Validate", msg)
 		}
 	} else {
 		conditions.True(conds, gen, common.ConditionAccepted, ReasonAccepted, "the device spec is valid and its references resolve")

@@ -70,7 +70,7 @@ func (r *FirmwareReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		conditions.False(conds, gen, common.ConditionReady, reason, "the firmware is not rolled out: "+msg)
 		fw.Status.Devices = nil
 		if conditions.IsTrue(base.Status.Conditions, common.ConditionAccepted) || base.Status.ObservedGeneration != gen {
-			r.Recorder.Eventf(&fw, nil, corev1.EventTypeWarning, reason, "Verify", msg)
+			kube.Warn(r.Recorder, &fw, reason, "Verify", msg)
 		}
 	} else {
 		targeted, err := r.countTargets(ctx, &fw)

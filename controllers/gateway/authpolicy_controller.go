@@ -62,7 +62,7 @@ func (r *AuthPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		conditions.False(conds, gen, common.ConditionAccepted, reason, msg)
 		conditions.False(conds, gen, common.ConditionReady, reason, msg)
 		if conditions.IsTrue(base.Status.Conditions, common.ConditionAccepted) || base.Status.ObservedGeneration != gen {
-			r.Recorder.Eventf(&policy, nil, corev1.EventTypeWarning, reason, "Validate", msg)
+			kube.Warn(r.Recorder, &policy, reason, "Validate", msg)
 		}
 	} else {
 		conditions.True(conds, gen, common.ConditionAccepted, ReasonAccepted, "the policy is valid and its references resolve")

@@ -73,7 +73,7 @@ func (r *RouteReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 		conditions.False(conds, gen, common.ConditionProgrammed, ReasonNotAccepted, "the route is not accepted, so it is not sent to the gateway")
 		conditions.False(conds, gen, common.ConditionReady, reason, msg)
 		if conditions.IsTrue(base.Status.Conditions, common.ConditionAccepted) || base.Status.ObservedGeneration != gen {
-			r.Recorder.Eventf(&route, nil, corev1.EventTypeWarning, reason, "Validate", msg)
+			kube.Warn(r.Recorder, &route, reason, "Validate", msg)
 		}
 	} else {
 		conditions.True(conds, gen, common.ConditionAccepted, ReasonAccepted, "the route is valid and its references resolve")

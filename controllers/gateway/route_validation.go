@@ -9,16 +9,9 @@ import (
 
 // routeSyntaxErrors finds what the API server's schema cannot: regular
 // expressions that do not compile under RE2 (Envoy's engine, same syntax as
-// Go's regexp) and hostnames listed twice.
+// Go's regexp).
 func routeSyntaxErrors(route *gatewayv1alpha1.Route) []string {
 	var errs []string
-	seen := map[gatewayv1alpha1.Hostname]bool{}
-	for _, h := range route.Spec.Hostnames {
-		if seen[h] {
-			errs = append(errs, fmt.Sprintf("hostname %q is listed twice", h))
-		}
-		seen[h] = true
-	}
 	for i, rule := range route.Spec.Rules {
 		for j, m := range rule.Matches {
 			where := fmt.Sprintf("rules[%d].matches[%d]", i, j)

@@ -37,7 +37,6 @@ func TestRouteSyntaxErrors(t *testing.T) {
 			Path:    &gatewayv1alpha1.PathMatch{Type: gatewayv1alpha1.PathMatchExact, Value: `/(a`},
 			Headers: []gatewayv1alpha1.HeaderMatch{{Name: "x", Type: gatewayv1alpha1.StringMatchExact, Value: ptr(`[`)}},
 		})}}, nil},
-		{"duplicate hostname", gatewayv1alpha1.RouteSpec{Hostnames: []gatewayv1alpha1.Hostname{"a.example.com", "a.example.com"}}, []string{`hostname "a.example.com" is listed twice`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -62,14 +63,14 @@ func (r *GitRepoReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		conditions.False(conds, gen, common.ConditionAccepted, reason, msg)
 		conditions.False(conds, gen, common.ConditionReady, reason, msg)
 		if conditions.IsTrue(base.Status.Conditions, common.ConditionAccepted) || base.Status.ObservedGeneration != gen {
-			r.Recorder.Eventf(&repo, nil, corev1.EventTypeWarning, reason, "Validate", msg)
+			kube.Warn(r.Recorder, &repo, reason, "Validate", msg)
 		}
 	case repo.Spec.Suspend:
 		conditions.True(conds, gen, common.ConditionAccepted, ReasonAccepted, "the repository spec is valid and its Secrets resolve")
 		conditions.False(conds, gen, common.ConditionReady, ReasonSuspended, "reconciliation is suspended; the last applied state stays in place")
 	default:
 		conditions.True(conds, gen, common.ConditionAccepted, ReasonAccepted, "the repository spec is valid and its Secrets resolve")
-		if repo.Status.LastAppliedRevision == "" {
+		if ready := meta.FindStatusCondition(*conds, common.ConditionReady); repo.Status.LastAppliedRevision == "" || ready == nil || ready.Reason == ReasonSuspended {
 			conditions.False(conds, gen, common.ConditionReady, ReasonAwaitingSync, "no revision has been applied yet")
 		}
 	}

@@ -62,8 +62,9 @@ func (r *FunctionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if problem != "" {
 		conditions.False(conds, gen, common.ConditionAccepted, reason, problem)
 		conditions.False(conds, gen, common.ConditionReady, reason, problem)
+		fn.Status.Digest, fn.Status.Size, fn.Status.CompileTime = "", 0, nil
 		if conditions.IsTrue(base.Status.Conditions, common.ConditionAccepted) || base.Status.ObservedGeneration != gen {
-			r.Recorder.Eventf(&fn, nil, corev1.EventTypeWarning, reason, "Resolve", problem)
+			kube.Warn(r.Recorder, &fn, reason, "Resolve", problem)
 		}
 	} else {
 		conditions.True(conds, gen, common.ConditionAccepted, ReasonAccepted, "the module source resolves")
@@ -107,9 +108,15 @@ func (r *FunctionReconciler) resolveModule(ctx context.Context, fn *serverlessv1
 		if !found {
 			return "", 0, ReasonModuleNotFound, fmt.Sprintf("module ConfigMap %q not found", src.ConfigMap.Name), nil
 		}
+		// kubectl create configmap --from-file puts valid UTF-8 files (tiny
+		// modules can be) in data, the rest in binaryData.
 		var ok bool
 		if module, ok = cm.BinaryData[src.ConfigMap.Key]; !ok {
-			return "", 0, ReasonModuleNotFound, fmt.Sprintf("ConfigMap %q has no binaryData key %q", src.ConfigMap.Name, src.ConfigMap.Key), nil
+			var text string
+			if text, ok = cm.Data[src.ConfigMap.Key]; !ok {
+				return "", 0, ReasonModuleNotFound, fmt.Sprintf("ConfigMap %q has no key %q", src.ConfigMap.Name, src.ConfigMap.Key), nil
+			}
+			module = []byte(text)
 		}
 	case src.Secret != nil:
 		var s corev1.Secret

@@ -23,7 +23,8 @@ type Signature struct {
 
 // Result tells which keys produced a valid signature and why the others did not.
 type Result struct {
-	// Verified holds the distinct key IDs whose signature is valid, sorted.
+	// Verified holds the key IDs whose signature is valid, sorted, one per
+	// distinct public key: two IDs naming the same key count once.
 	Verified []string
 	// Problems explains each signature that did not verify, in input order.
 	Problems []string
@@ -37,7 +38,8 @@ func Verify(sha256Hex string, sigs []Signature, trusted map[string]string) (Resu
 		return Result{}, fmt.Errorf("digest %q is not a hex SHA-256", sha256Hex)
 	}
 	var res Result
-	verified := map[string]bool{}
+	verified := map[string]bool{} // key IDs
+	byKey := map[string]string{}  // public key bytes → first key ID that verified
 	for _, sig := range sigs {
 		keyB64, ok := trusted[sig.KeyID]
 		if !ok {
@@ -58,6 +60,11 @@ func Verify(sha256Hex string, sigs []Signature, trusted map[string]string) (Resu
 			res.Problems = append(res.Problems, fmt.Sprintf("signature by %q does not match the digest", sig.KeyID))
 			continue
 		}
+		if first, seen := byKey[string(key)]; seen && first != sig.KeyID {
+			res.Problems = append(res.Problems, fmt.Sprintf("key %q is the same public key as %q and counts once", sig.KeyID, first))
+			continue
+		}
+		byKey[string(key)] = sig.KeyID
 		verified[sig.KeyID] = true
 	}
 	for id := range verified {

@@ -34,7 +34,7 @@ func TestVerify(t *testing.T) {
 		}
 		return s
 	}
-	trusted := map[string]string{"alice": alicePub, "bob": bobPub, "broken": "AAAA"}
+	trusted := map[string]string{"alice": alicePub, "bob": bobPub, "alice-again": alicePub, "broken": "AAAA"}
 
 	tests := []struct {
 		name         string
@@ -44,6 +44,7 @@ func TestVerify(t *testing.T) {
 	}{
 		{"two valid", []Signature{{"alice", sign(alice, digest)}, {"bob", sign(bob, digest)}}, []string{"alice", "bob"}, nil},
 		{"same key twice counts once", []Signature{{"alice", sign(alice, digest)}, {"alice", sign(alice, digest)}}, []string{"alice"}, nil},
+		{"one key under two IDs counts once", []Signature{{"alice", sign(alice, digest)}, {"alice-again", sign(alice, digest)}}, []string{"alice"}, []string{`key "alice-again" is the same public key as "alice" and counts once`}},
 		{"untrusted key", []Signature{{"mallory", sign(mallory, digest)}}, nil, []string{`key "mallory" is not trusted`}},
 		{"wrong signer for key ID", []Signature{{"alice", sign(mallory, digest)}}, nil, []string{`signature by "alice" does not match the digest`}},
 		{"signature over other content", []Signature{{"bob", sign(bob, hex.EncodeToString(other[:]))}}, nil, []string{`signature by "bob" does not match the digest`}},

@@ -5,6 +5,7 @@ package telemetry
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -20,8 +21,10 @@ type Config struct {
 	ServiceName string
 	// ServiceVersion is reported as service.version.
 	ServiceVersion string
-	// OTLPEndpoint is a gRPC OTLP collector "host:port". Empty keeps tracing
-	// in-process only: spans are created (and propagated) but not exported.
+	// OTLPEndpoint is a gRPC OTLP collector, as a URL ("http://collector:4317",
+	// the OTEL_EXPORTER_OTLP_ENDPOINT convention; http means no TLS) or as
+	// "host:port". Empty keeps tracing in-process only: spans are created
+	// (and propagated) but not exported.
 	OTLPEndpoint string
 	// Insecure disables TLS to the collector.
 	Insecure bool
@@ -42,6 +45,9 @@ func Setup(ctx context.Context, cfg Config) (shutdown func(context.Context) erro
 	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
 	if cfg.OTLPEndpoint != "" {
 		clientOpts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(cfg.OTLPEndpoint)}
+		if strings.Contains(cfg.OTLPEndpoint, "://") {
+			clientOpts = []otlptracegrpc.Option{otlptracegrpc.WithEndpointURL(cfg.OTLPEndpoint)}
+		}
 		if cfg.Insecure {
 			clientOpts = append(clientOpts, otlptracegrpc.WithInsecure())
 		}

@@ -51,7 +51,8 @@ func TestReconcileSpansReachAnOTLPCollector(t *testing.T) {
 	defer srv.Stop()
 
 	ctx := context.Background()
-	shutdown, err := Setup(ctx, Config{ServiceName: "cairn-test", ServiceVersion: "v9.9.9", OTLPEndpoint: lis.Addr().String(), Insecure: true})
+	// The URL form of OTEL_EXPORTER_OTLP_ENDPOINT; http:// means plaintext.
+	shutdown, err := Setup(ctx, Config{ServiceName: "cairn-test", ServiceVersion: "v9.9.9", OTLPEndpoint: "http://" + lis.Addr().String()})
 	if err != nil {
 		t.Fatal(err)
 	}

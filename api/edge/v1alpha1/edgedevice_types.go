@@ -15,7 +15,8 @@ type EdgeDeviceSpec struct {
 
 	// BootstrapTokenSecretRef names a Secret whose "token" key the agent
 	// presents once to join. Empty: the controller generates
-	// "<device>-bootstrap". Rotating the token revokes the old one.
+	// "<device>-bootstrap", owned by the device (an existing Secret of that
+	// name is used as it is).
 	// +optional
 	BootstrapTokenSecretRef *common.LocalObjectReference `json:"bootstrapTokenSecretRef,omitempty"`
 
@@ -149,7 +150,7 @@ type EdgeDeviceStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Accepted, Joined (credentials issued), Online, Ready.
+	// Conditions: Accepted, Online, Ready.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

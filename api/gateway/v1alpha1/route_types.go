@@ -252,8 +252,8 @@ type ServiceBackend struct {
 	Port int32 `json:"port"`
 }
 
-// Timeouts bound request durations. Zero durations are not allowed; omit a
-// field to keep Envoy's default.
+// Timeouts bound request durations. Omit a field to keep Envoy's default;
+// "0s" disables that timeout.
 // +kubebuilder:validation:XValidation:rule="!has(self.request) || !has(self.backendRequest) || duration(self.backendRequest) <= duration(self.request)",message="backendRequest must not be longer than request"
 type Timeouts struct {
 	// Request is the total time allowed for the request, retries included.

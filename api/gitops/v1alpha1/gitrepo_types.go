@@ -10,7 +10,7 @@ import (
 // apply them.
 // +kubebuilder:validation:XValidation:rule="!has(self.secretRef) || !self.url.startsWith('file://')",message="secretRef cannot be used with a file:// URL"
 type GitRepoSpec struct {
-	// URL of the repository: https://, http://, ssh://, git:// or
+	// URL of the repository: https://, http://, ssh://, git://, file:// or
 	// scp-like "git@host:org/repo.git".
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
@@ -46,8 +46,8 @@ type GitRepoSpec struct {
 	SecretRef *common.LocalObjectReference `json:"secretRef,omitempty"`
 
 	// ServiceAccountName is impersonated to apply the manifests, so a GitRepo
-	// can only create what that account may. Empty uses the manager's own
-	// permissions for the target namespace.
+	// can only create what that account may. Empty uses the identity the
+	// GitOps applier runs as.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`

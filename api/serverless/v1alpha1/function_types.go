@@ -14,7 +14,8 @@ type FunctionSpec struct {
 	Module ModuleSource `json:"module"`
 
 	// ABI the module implements. Reactor: exports the Cairn HTTP handler
-	// (see docs/function.md) and serves many requests per instance. Command: a
+	// (specified with the function host) and serves many requests per
+	// instance. Command: a
 	// WASI command reading the request body on stdin and writing the response
 	// body on stdout.
 	// +kubebuilder:default=Reactor
@@ -224,8 +225,8 @@ type FunctionStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Accepted (valid, module found and verified), Ready (compiled
-	// by the function hosts).
+	// Conditions: Accepted (valid; a ConfigMap or Secret module is found and
+	// is WebAssembly), Ready (compiled by the function hosts).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
