@@ -95,11 +95,13 @@ func serviceCluster(name string, policy trafficPolicy, endpoints *endpointv3.Clu
 }
 
 // serviceEndpoints lists the ready endpoints of one Service port from its
-// EndpointSlices, sorted so output is deterministic.
+// EndpointSlices, grouped by zone into localities, sorted so output is
+// deterministic. Every locality has an ID and a weight proportional to its
+// endpoints: grpc-go rejects anonymous localities and ignores weightless ones.
 func serviceEndpoints(slices []*discoveryv1.EndpointSlice, portName string) *endpointv3.ClusterLoadAssignment {
 	type addr struct {
-		ip   string
-		port uint32
+		zone, ip string
+		port     uint32
 	}
 	seen := map[addr]bool{}
 	var addrs []addr
@@ -117,8 +119,12 @@ func serviceEndpoints(slices []*discoveryv1.EndpointSlice, portName string) *end
 			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
 				continue
 			}
+			zone := "default"
+			if ep.Zone != nil && *ep.Zone != "" {
+				zone = *ep.Zone
+			}
 			for _, ip := range ep.Addresses {
-				a := addr{ip, uint32(*port)}
+				a := addr{zone, ip, uint32(*port)}
 				if !seen[a] {
 					seen[a] = true
 					addrs = append(addrs, a)
@@ -127,20 +133,27 @@ func serviceEndpoints(slices []*discoveryv1.EndpointSlice, portName string) *end
 		}
 	}
 	sort.Slice(addrs, func(i, j int) bool {
-		if addrs[i].ip != addrs[j].ip {
-			return addrs[i].ip < addrs[j].ip
+		a, b := addrs[i], addrs[j]
+		if a.zone != b.zone {
+			return a.zone < b.zone
 		}
-		return addrs[i].port < addrs[j].port
+		if a.ip != b.ip {
+			return a.ip < b.ip
+		}
+		return a.port < b.port
 	})
 	cla := &endpointv3.ClusterLoadAssignment{}
-	if len(addrs) == 0 {
-		return cla
-	}
-	locality := &endpointv3.LocalityLbEndpoints{}
+	var locality *endpointv3.LocalityLbEndpoints
 	for _, a := range addrs {
+		if locality == nil || locality.Locality.Zone != a.zone {
+			locality = &endpointv3.LocalityLbEndpoints{Locality: &corev3.Locality{Region: "cairn", Zone: a.zone}}
+			cla.Endpoints = append(cla.Endpoints, locality)
+		}
 		locality.LbEndpoints = append(locality.LbEndpoints, lbEndpoint(a.ip, a.port))
 	}
-	cla.Endpoints = []*endpointv3.LocalityLbEndpoints{locality}
+	for _, l := range cla.Endpoints {
+		l.LoadBalancingWeight = wrapperspb.UInt32(uint32(len(l.LbEndpoints)))
+	}
 	return cla
 }
 
@@ -163,7 +176,11 @@ func socketAddress(host string, port uint32) *corev3.Address {
 func staticCluster(name string, a Address, http2 bool) (*clusterv3.Cluster, *endpointv3.ClusterLoadAssignment) {
 	cla := &endpointv3.ClusterLoadAssignment{
 		ClusterName: name,
-		Endpoints:   []*endpointv3.LocalityLbEndpoints{{LbEndpoints: []*endpointv3.LbEndpoint{lbEndpoint(a.Host, a.Port)}}},
+		Endpoints: []*endpointv3.LocalityLbEndpoints{{
+			Locality:            &corev3.Locality{Region: "cairn", Zone: "default"},
+			LoadBalancingWeight: wrapperspb.UInt32(1),
+			LbEndpoints:         []*endpointv3.LbEndpoint{lbEndpoint(a.Host, a.Port)},
+		}},
 	}
 	c := &clusterv3.Cluster{
 		Name:           name,

@@ -1,0 +1,228 @@
+package server
+
+import (
+	"context"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
+	"github.com/cairn-platform/cairn/dataplane/xds/translate"
+)
+
+// typeURLs are the resource types Cairn serves.
+var typeURLs = map[types.ResponseType]string{
+	types.Listener: resourcev3.ListenerType,
+	types.Route:    resourcev3.RouteType,
+	types.Cluster:  resourcev3.ClusterType,
+	types.Endpoint: resourcev3.EndpointType,
+}
+
+// flavorOf tells Envoy from grpc-go by the user agent both send, unless the
+// node's metadata says "cairn.flavor".
+func flavorOf(n *corev3.Node) translate.Flavor {
+	if f := n.GetMetadata().GetFields()["cairn.flavor"].GetStringValue(); f != "" {
+		return translate.Flavor(f)
+	}
+	if strings.Contains(strings.ToLower(n.GetUserAgentName()), "grpc") {
+		return translate.FlavorGRPC
+	}
+	return translate.FlavorEnvoy
+}
+
+// attach binds a stream to its node on the node's first request. The node's
+// cluster names the gateway it serves.
+func (s *Server) attach(id int64, n *corev3.Node) (*stream, bool) {
+	st, ok := s.streams[id]
+	if !ok {
+		return nil, false
+	}
+	if st.node != nil || n == nil {
+		return st, false
+	}
+	nd, ok := s.nodes[n.GetId()]
+	if !ok {
+		nd = &node{
+			id: n.GetId(), gateway: n.GetCluster(), flavor: flavorOf(n),
+			listeners:  map[string]bool{},
+			versionSeq: map[string]map[string]int64{},
+			acked:      map[string]string{},
+		}
+		s.nodes[nd.id] = nd
+	}
+	nd.streams++
+	st.node = nd
+	return st, true
+}
+
+// observe records an ACK or NACK of a response the stream got; it reports
+// whether the node's state changed.
+func (s *Server) observe(st *stream, typeURL, nonce string, errDetail string, hasErr bool) bool {
+	if st == nil || st.node == nil || nonce == "" {
+		return false
+	}
+	version, ok := st.pending[nonce]
+	if !ok {
+		return false
+	}
+	delete(st.pending, nonce)
+	if hasErr {
+		s.reject(st.node, typeURL, version, errDetail)
+		return true
+	}
+	st.node.acked[typeURL] = version
+	st.node.nack = nil
+	return true
+}
+
+// OnStreamOpen implements sotw.Callbacks.
+func (s *Server) OnStreamOpen(_ context.Context, id int64, _ string) error {
+	s.mu.Lock()
+	s.streams[id] = &stream{pending: map[string]string{}}
+	s.mu.Unlock()
+	return nil
+}
+
+// OnStreamClosed implements sotw.Callbacks.
+func (s *Server) OnStreamClosed(id int64, _ *corev3.Node) { s.closeStream(id) }
+
+// OnStreamRequest implements sotw.Callbacks.
+func (s *Server) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) error {
+	s.mu.Lock()
+	st, joined := s.attach(id, req.GetNode())
+	changed := s.observe(st, req.GetTypeUrl(), req.GetResponseNonce(), req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
+	resubscribe := false
+	if st != nil && st.node != nil && st.node.flavor == translate.FlavorGRPC && req.GetTypeUrl() == resourcev3.ListenerType {
+		resubscribe = setListeners(st.node, req.GetResourceNames())
+	}
+	var nodeID, gateway string
+	if st != nil && st.node != nil {
+		nodeID, gateway = st.node.id, st.node.gateway
+	}
+	s.mu.Unlock()
+
+	if joined || resubscribe {
+		// The cache answers this request's watch once the snapshot is set.
+		go s.pushAndLog(nodeID)
+	}
+	if joined || changed {
+		s.notify(gateway)
+	}
+	return nil
+}
+
+func setListeners(n *node, names []string) bool {
+	want := map[string]bool{}
+	for _, l := range names {
+		want[l] = true
+	}
+	if len(want) == len(n.listeners) {
+		same := true
+		for l := range want {
+			if !n.listeners[l] {
+				same = false
+			}
+		}
+		if same {
+			return false
+		}
+	}
+	n.listeners = want
+	return true
+}
+
+// OnStreamResponse implements sotw.Callbacks.
+func (s *Server) OnStreamResponse(_ context.Context, id int64, _ *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.streams[id]; ok {
+		st.pending[resp.GetNonce()] = resp.GetVersionInfo()
+	}
+}
+
+// OnDeltaStreamOpen implements delta.Callbacks.
+func (s *Server) OnDeltaStreamOpen(ctx context.Context, id int64, typeURL string) error {
+	return s.OnStreamOpen(ctx, id, typeURL)
+}
+
+// OnDeltaStreamClosed implements delta.Callbacks.
+func (s *Server) OnDeltaStreamClosed(id int64, _ *corev3.Node) { s.closeStream(id) }
+
+// OnStreamDeltaRequest implements delta.Callbacks.
+func (s *Server) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscoveryRequest) error {
+	s.mu.Lock()
+	st, joined := s.attach(id, req.GetNode())
+	changed := s.observe(st, req.GetTypeUrl(), req.GetResponseNonce(), req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
+	resubscribe := false
+	if st != nil && st.node != nil && st.node.flavor == translate.FlavorGRPC && req.GetTypeUrl() == resourcev3.ListenerType {
+		names := map[string]bool{}
+		for l := range st.node.listeners {
+			names[l] = true
+		}
+		for _, l := range req.GetResourceNamesSubscribe() {
+			names[l] = true
+		}
+		for _, l := range req.GetResourceNamesUnsubscribe() {
+			delete(names, l)
+		}
+		list := make([]string, 0, len(names))
+		for l := range names {
+			list = append(list, l)
+		}
+		resubscribe = setListeners(st.node, list)
+	}
+	var nodeID, gateway string
+	if st != nil && st.node != nil {
+		nodeID, gateway = st.node.id, st.node.gateway
+	}
+	s.mu.Unlock()
+	if joined || resubscribe {
+		go s.pushAndLog(nodeID)
+	}
+	if joined || changed {
+		s.notify(gateway)
+	}
+	return nil
+}
+
+// OnStreamDeltaResponse implements delta.Callbacks. A delta response carries
+// the snapshot's type version as its system version.
+func (s *Server) OnStreamDeltaResponse(id int64, _ *discoveryv3.DeltaDiscoveryRequest, resp *discoveryv3.DeltaDiscoveryResponse) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.streams[id]; ok {
+		st.pending[resp.GetNonce()] = resp.GetSystemVersionInfo()
+	}
+}
+
+// OnFetchRequest implements rest.Callbacks (REST xDS is not served).
+func (s *Server) OnFetchRequest(context.Context, *discoveryv3.DiscoveryRequest) error { return nil }
+
+// OnFetchResponse implements rest.Callbacks.
+func (s *Server) OnFetchResponse(*discoveryv3.DiscoveryRequest, *discoveryv3.DiscoveryResponse) {}
+
+func (s *Server) closeStream(id int64) {
+	s.mu.Lock()
+	st, ok := s.streams[id]
+	delete(s.streams, id)
+	var gateway string
+	if ok && st.node != nil {
+		st.node.streams--
+		gateway = st.node.gateway
+		if st.node.streams <= 0 {
+			delete(s.nodes, st.node.id)
+			s.cache.ClearSnapshot(st.node.id)
+			s.pushMu.Delete(st.node.id)
+		}
+	}
+	s.mu.Unlock()
+	s.notify(gateway)
+}
+
+func (s *Server) pushAndLog(id string) {
+	if err := s.push(context.Background(), id); err != nil {
+		s.log.Error(err, "pushing snapshot", "node", id)
+	}
+}
