@@ -199,9 +199,11 @@ type TenantKey struct {
 	Claim *string `json:"claim,omitempty"`
 }
 
-// BreakerPolicy is a circuit breaker: closed until FailureThreshold
-// consecutive failures, then open for OpenDuration (requests get the failure
-// mode), then half-open letting HalfOpenProbes requests test the endpoint.
+// BreakerPolicy is a circuit breaker per tenant: closed until
+// FailureThreshold consecutive failures, then open for OpenDuration (requests
+// get the failure mode), then half-open: up to HalfOpenProbes concurrent
+// requests test the endpoint; the first success closes the breaker, a
+// failure opens it again.
 type BreakerPolicy struct {
 	// FailureThreshold consecutive failures open the breaker.
 	// +kubebuilder:default=5
@@ -215,7 +217,8 @@ type BreakerPolicy struct {
 	// +optional
 	OpenDuration common.Duration `json:"openDuration,omitempty"`
 
-	// HalfOpenProbes successful probes close the breaker again.
+	// HalfOpenProbes is how many requests may probe the endpoint at once
+	// while half-open.
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100

@@ -57,7 +57,7 @@ func translateAuthPolicy(p *gatewayv1alpha1.AuthPolicy, opts Options) (*authConf
 	}
 	if p.Spec.OAuth2Introspection != nil {
 		if opts.Authz == nil {
-			return nil, fmt.Errorf("AuthPolicy %s uses oauth2Introspection but the gateway has no authorization service configured", cfg.policy)
+			return nil, problemf(ReasonUnsupported, "AuthPolicy %s uses oauth2Introspection but the gateway has no authorization service configured", cfg.policy)
 		}
 		cfg.introspection = true
 		c, cla := staticCluster(AuthzCluster, *opts.Authz, true)

@@ -78,7 +78,7 @@ func translateRoute(rt *gatewayv1alpha1.Route, idx *index, opts Options) (*fragm
 
 	policy, ok := idx.authPolicyFor(rt)
 	if !ok {
-		return nil, fmt.Errorf("authPolicyRef: AuthPolicy %q not found; the route is not served unprotected", rt.Spec.AuthPolicyRef.Name)
+		return nil, problemf(ReasonRefNotFound, "authPolicyRef: AuthPolicy %q not found; the route is not served unprotected", rt.Spec.AuthPolicyRef.Name)
 	}
 	if policy != nil {
 		auth, err := translateAuthPolicy(policy, opts)
@@ -92,11 +92,11 @@ func translateRoute(rt *gatewayv1alpha1.Route, idx *index, opts Options) (*fragm
 	for i, rule := range rt.Spec.Rules {
 		action, err := f.routeAction(rt, rule, idx, opts)
 		if err != nil {
-			return nil, fmt.Errorf("rules[%d]: %w", i, err)
+			return nil, fmt.Errorf("rules[%d].%w", i, err)
 		}
 		perFilter, err := f.perFilterConfigs(rt, rule, idx)
 		if err != nil {
-			return nil, fmt.Errorf("rules[%d]: %w", i, err)
+			return nil, fmt.Errorf("rules[%d].%w", i, err)
 		}
 		matches := rule.Matches
 		if len(matches) == 0 {
@@ -161,10 +161,10 @@ func (f *fragment) routeAction(rt *gatewayv1alpha1.Route, rule gatewayv1alpha1.R
 			cw.Name = name
 		case b.Function != nil:
 			if _, ok := idx.functions[key(rt.Namespace, b.Function.Name)]; !ok {
-				return actionPair{}, fmt.Errorf("backends[%d]: Function %q not found", j, b.Function.Name)
+				return actionPair{}, problemf(ReasonBackendNotFound, "backends[%d]: Function %q not found", j, b.Function.Name)
 			}
 			if opts.FunctionHost == nil {
-				return actionPair{}, fmt.Errorf("backends[%d]: Function %q cannot be served: the gateway has no function host configured", j, b.Function.Name)
+				return actionPair{}, problemf(ReasonUnsupported, "backends[%d]: Function %q cannot be served: the gateway has no function host configured", j, b.Function.Name)
 			}
 			c, cla := staticCluster(FunctionHostCluster, *opts.FunctionHost, false)
 			f.clusters[c.Name] = c
@@ -180,7 +180,7 @@ func (f *fragment) routeAction(rt *gatewayv1alpha1.Route, rule gatewayv1alpha1.R
 		weighted = append(weighted, cw)
 	}
 	if len(weighted) == 0 {
-		return actionPair{}, fmt.Errorf("every backend has weight 0: nothing can serve the rule")
+		return actionPair{}, problemf(ReasonInvalid, "backends: every backend has weight 0, so nothing can serve the rule")
 	}
 	envoy, grpc := &routev3.RouteAction{}, &routev3.RouteAction{}
 	if len(weighted) == 1 && len(weighted[0].RequestHeadersToAdd) == 0 {
@@ -209,10 +209,10 @@ func cloneWeights(ws []*routev3.WeightedCluster_ClusterWeight) []*routev3.Weight
 func (f *fragment) serviceBackend(ns string, b *gatewayv1alpha1.ServiceBackend, policy trafficPolicy, idx *index) (string, error) {
 	svc, ok := idx.services[key(ns, b.Name)]
 	if !ok {
-		return "", fmt.Errorf("Service %q not found", b.Name)
+		return "", problemf(ReasonBackendNotFound, "Service %q not found", b.Name)
 	}
 	if svc.Spec.Type == "ExternalName" {
-		return "", fmt.Errorf("Service %q is of type ExternalName, which routes cannot target", b.Name)
+		return "", problemf(ReasonUnsupported, "Service %q is of type ExternalName, which routes cannot target", b.Name)
 	}
 	portName, found := "", false
 	for _, p := range svc.Spec.Ports {
@@ -221,7 +221,7 @@ func (f *fragment) serviceBackend(ns string, b *gatewayv1alpha1.ServiceBackend, 
 		}
 	}
 	if !found {
-		return "", fmt.Errorf("Service %q has no port %d", b.Name, b.Port)
+		return "", problemf(ReasonBackendNotFound, "Service %q has no port %d", b.Name, b.Port)
 	}
 	name := fmt.Sprintf("%s/%s:%d%s", ns, b.Name, b.Port, policy.suffix())
 	if _, done := f.clusters[name]; done {
@@ -440,25 +440,25 @@ func corsPolicy(c gatewayv1alpha1.CORSPolicy) (proto.Message, error) {
 func transcoder(ns string, t gatewayv1alpha1.GRPCTranscoding, idx *index) (proto.Message, error) {
 	cm, ok := idx.configMaps[key(ns, t.DescriptorSet.Name)]
 	if !ok {
-		return nil, fmt.Errorf("grpcTranscoding: descriptor ConfigMap %q not found", t.DescriptorSet.Name)
+		return nil, problemf(ReasonDescriptorNotFound, "grpcTranscoding: descriptor ConfigMap %q not found", t.DescriptorSet.Name)
 	}
 	data, ok := cm.BinaryData[t.DescriptorSet.Key]
 	if !ok {
-		return nil, fmt.Errorf("grpcTranscoding: ConfigMap %q has no binaryData key %q", t.DescriptorSet.Name, t.DescriptorSet.Key)
+		return nil, problemf(ReasonDescriptorNotFound, "grpcTranscoding: ConfigMap %q has no binaryData key %q", t.DescriptorSet.Name, t.DescriptorSet.Key)
 	}
 	var set descriptorpb.FileDescriptorSet
 	// The protobuf runtime's error text is deliberately unstable, so it is
 	// not repeated in a message users (and golden files) compare.
 	if err := proto.Unmarshal(data, &set); err != nil {
-		return nil, fmt.Errorf("grpcTranscoding: %s/%s is not a binary FileDescriptorSet (protoc --descriptor_set_out)", t.DescriptorSet.Name, t.DescriptorSet.Key)
+		return nil, problemf(ReasonInvalidDescriptor, "grpcTranscoding: %s/%s is not a binary FileDescriptorSet (protoc --descriptor_set_out)", t.DescriptorSet.Name, t.DescriptorSet.Key)
 	}
 	files, err := protodesc.NewFiles(&set)
 	if err != nil {
-		return nil, fmt.Errorf("grpcTranscoding: descriptor set %s/%s is incomplete (build it with --include_imports): %w", t.DescriptorSet.Name, t.DescriptorSet.Key, err)
+		return nil, problemf(ReasonInvalidDescriptor, "grpcTranscoding: descriptor set %s/%s is incomplete (build it with --include_imports): %w", t.DescriptorSet.Name, t.DescriptorSet.Key, err)
 	}
 	for _, svc := range t.Services {
 		if _, err := files.FindDescriptorByName(protoreflect.FullName(svc)); err != nil {
-			return nil, fmt.Errorf("grpcTranscoding: descriptor set %s/%s does not define service %q", t.DescriptorSet.Name, t.DescriptorSet.Key, svc)
+			return nil, problemf(ReasonInvalidDescriptor, "grpcTranscoding: descriptor set %s/%s does not define service %q", t.DescriptorSet.Name, t.DescriptorSet.Key, svc)
 		}
 	}
 	return &transcoderv3.GrpcJsonTranscoder{

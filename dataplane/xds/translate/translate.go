@@ -52,7 +52,11 @@ func Translate(in *Input) *Result {
 		if err == nil {
 			err = claimMatches(f, claimed)
 		}
-		res.Routes[k] = RouteResult{Generation: rt.Generation, Err: err}
+		r := RouteResult{Generation: rt.Generation, Err: err}
+		if err != nil {
+			r.Reason = ReasonOf(err)
+		}
+		res.Routes[k] = r
 		if err == nil {
 			frags = append(frags, f)
 		}
@@ -98,9 +102,9 @@ func claimMatches(f *fragment, claimed map[string]string) error {
 		for _, h := range hosts {
 			k := h + "|" + e.canonical
 			if owner, ok := claimed[k]; ok {
-				errs = append(errs, fmt.Errorf("%s: identical match for host %q is already served by Route %s, which is older", e.where, h, owner))
+				errs = append(errs, problemf(ReasonConflicted, "%s: identical match for host %q is already served by Route %s, which is older", e.where, h, owner))
 			} else if prev, ok := mine[k]; ok {
-				errs = append(errs, fmt.Errorf("%s: identical to %s, so it could never match", e.where, prev))
+				errs = append(errs, problemf(ReasonConflicted, "%s: identical to %s, so it could never match", e.where, prev))
 			}
 			mine[k] = e.where
 		}

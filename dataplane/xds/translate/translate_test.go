@@ -100,6 +100,7 @@ func render(t testing.TB, res *Result) []byte {
 		entry := map[string]any{"generation": r.Generation}
 		if r.Err != nil {
 			entry["error"] = strings.Split(r.Err.Error(), "\n")
+			entry["reason"] = r.Reason
 		}
 		if len(r.Excluded) > 0 {
 			entry["excluded"] = r.Excluded

@@ -80,6 +80,8 @@ type RouteResult struct {
 	// Err explains why the route was left out of every flavor; nil when it
 	// was translated.
 	Err error
+	// Reason classifies Err.
+	Reason Reason
 	// Excluded lists the flavors the route was left out of on request.
 	Excluded []Flavor
 }
