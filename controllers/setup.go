@@ -17,6 +17,8 @@ import (
 	"github.com/cairn-platform/cairn/controllers/gateway"
 	"github.com/cairn-platform/cairn/controllers/gitops"
 	"github.com/cairn-platform/cairn/controllers/serverless"
+	xdsserver "github.com/cairn-platform/cairn/dataplane/xds/server"
+	"github.com/cairn-platform/cairn/dataplane/xds/translate"
 )
 
 // NewScheme returns a scheme with the built-in types and every Cairn API.
@@ -34,12 +36,22 @@ type setupper interface {
 	SetupWithManager(ctrl.Manager) error
 }
 
-// SetupAll registers one reconciler per Cairn kind with mgr.
-func SetupAll(mgr ctrl.Manager) error {
+// Config is what the controllers need beyond the manager.
+type Config struct {
+	// XDS serves the gateways' configuration to their proxies.
+	XDS *xdsserver.Server
+	// Gateway holds gateway-wide translation settings.
+	Gateway translate.Options
+}
+
+// SetupAll registers the Cairn reconcilers with mgr.
+func SetupAll(mgr ctrl.Manager, cfg Config) error {
 	c := mgr.GetClient()
 	recorder := mgr.GetEventRecorder("cairn-manager")
+	gw := gateway.NewGatewayReconciler(gateway.GatewayReconciler{Client: c, Recorder: recorder, XDS: cfg.XDS, Options: cfg.Gateway, Elected: mgr.Elected()})
+	cfg.XDS.OnChange(gw.NotifyXDSChange)
 	reconcilers := map[string]setupper{
-		"Route":      &gateway.RouteReconciler{Client: c, Recorder: recorder},
+		"Gateway":    gw,
 		"AuthPolicy": &gateway.AuthPolicyReconciler{Client: c, Recorder: recorder},
 		"GitRepo":    &gitops.GitRepoReconciler{Client: c, Recorder: recorder},
 		"EdgeDevice": &edge.EdgeDeviceReconciler{Client: c, Recorder: recorder},

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
+	"strconv"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -17,6 +19,8 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/cairn-platform/cairn/controllers"
+	xdsserver "github.com/cairn-platform/cairn/dataplane/xds/server"
+	"github.com/cairn-platform/cairn/dataplane/xds/translate"
 	"github.com/cairn-platform/cairn/internal/telemetry"
 	"github.com/cairn-platform/cairn/internal/version"
 )
@@ -30,6 +34,13 @@ type options struct {
 	leaderElectNS string
 	otlpEndpoint  string
 	otlpInsecure  bool
+
+	xdsAddr          string
+	listenerPort     uint
+	functionHostAddr string
+	authzAddr        string
+	tracingAddr      string
+	tracingPercent   float64
 }
 
 func main() {
@@ -42,6 +53,12 @@ func main() {
 	flag.StringVar(&o.leaderElectNS, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's namespace).")
 	flag.StringVar(&o.otlpEndpoint, "otlp-endpoint", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "OTLP gRPC collector (host:port) to export traces to; empty keeps traces in-process.")
 	flag.BoolVar(&o.otlpInsecure, "otlp-insecure", false, "Connect to the OTLP collector without TLS.")
+	flag.StringVar(&o.xdsAddr, "xds-bind-address", ":18000", "Address of the xDS (ADS) gRPC server that gateways connect to.")
+	flag.UintVar(&o.listenerPort, "gateway-listener-port", 10080, "Port of the HTTP listener sent to Envoy gateways.")
+	flag.StringVar(&o.functionHostAddr, "function-host-address", "", "host:port of the function hosts, for Routes to Functions; empty leaves such Routes unaccepted.")
+	flag.StringVar(&o.authzAddr, "authz-address", "", "host:port of the ext_authz service, for AuthPolicies with oauth2Introspection.")
+	flag.StringVar(&o.tracingAddr, "gateway-tracing-address", "", "host:port of an OTLP/gRPC collector that Envoy gateways send spans to; empty disables gateway tracing.")
+	flag.Float64Var(&o.tracingPercent, "gateway-tracing-sample-percent", 1, "Percentage of gateway requests traced.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -91,7 +108,15 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
-	if err := controllers.SetupAll(mgr); err != nil {
+	gatewayOpts, err := o.gatewayOptions()
+	if err != nil {
+		return err
+	}
+	xds := xdsserver.New(ctrl.Log.WithName("xds"))
+	if err := mgr.Add(xdsRunnable{xds, o.xdsAddr}); err != nil {
+		return fmt.Errorf("adding xDS server: %w", err)
+	}
+	if err := controllers.SetupAll(mgr, controllers.Config{XDS: xds, Gateway: gatewayOpts}); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -115,3 +140,47 @@ func run(ctx context.Context, o options) error {
 	log.Info("manager stopped")
 	return nil
 }
+
+func (o options) gatewayOptions() (translate.Options, error) {
+	opts := translate.Options{ListenerPort: uint32(o.listenerPort)}
+	var err error
+	if opts.FunctionHost, err = parseAddress("--function-host-address", o.functionHostAddr); err != nil {
+		return opts, err
+	}
+	if opts.Authz, err = parseAddress("--authz-address", o.authzAddr); err != nil {
+		return opts, err
+	}
+	collector, err := parseAddress("--gateway-tracing-address", o.tracingAddr)
+	if err != nil {
+		return opts, err
+	}
+	if collector != nil {
+		opts.Tracing = &translate.Tracing{Collector: *collector, ServiceName: "cairn-gateway", SamplePercent: o.tracingPercent}
+	}
+	return opts, nil
+}
+
+// parseAddress reads an optional host:port flag.
+func parseAddress(flagName, value string) (*translate.Address, error) {
+	if value == "" {
+		return nil, nil
+	}
+	host, port, err := net.SplitHostPort(value)
+	if err != nil {
+		return nil, fmt.Errorf("%s=%q: %w", flagName, value, err)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || host == "" {
+		return nil, fmt.Errorf("%s=%q: want host:port", flagName, value)
+	}
+	return &translate.Address{Host: host, Port: uint32(p)}, nil
+}
+
+// xdsRunnable serves xDS on every replica: proxies may connect to any.
+type xdsRunnable struct {
+	srv  *xdsserver.Server
+	addr string
+}
+
+func (x xdsRunnable) Start(ctx context.Context) error { return x.srv.Serve(ctx, x.addr) }
+func (xdsRunnable) NeedLeaderElection() bool          { return false }

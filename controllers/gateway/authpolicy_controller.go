@@ -4,9 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -27,9 +31,11 @@ const (
 
 // Condition reasons for AuthPolicies.
 const (
-	ReasonSecretNotFound = "SecretNotFound"
-	ReasonInvalidJWKS    = "InvalidJWKS"
-	ReasonTargetNotFound = "TargetNotFound"
+	ReasonSecretNotFound  = "SecretNotFound"
+	ReasonInvalidJWKS     = "InvalidJWKS"
+	ReasonTargetNotFound  = "TargetNotFound"
+	ReasonJWKSUnreachable = "JWKSUnreachable"
+	ReasonJWKSReachable   = "JWKSReachable"
 )
 
 // AuthPolicyReconciler validates AuthPolicies: JWKS documents, the
@@ -37,6 +43,9 @@ const (
 type AuthPolicyReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
+	// HTTPClient fetches remote JWKS; nil uses a client with a 5s timeout
+	// and the system's root certificates.
+	HTTPClient *http.Client
 }
 
 // +kubebuilder:rbac:groups=gateway.cairn.dev,resources=authpolicies,verbs=get;list;watch
@@ -68,8 +77,78 @@ func (r *AuthPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		conditions.True(conds, gen, common.ConditionAccepted, ReasonAccepted, "the policy is valid and its references resolve")
 		conditions.True(conds, gen, common.ConditionReady, ReasonAccepted, "the policy applies to the routes that reference it")
 	}
+	var requeue time.Duration
+	if len(problems) == 0 {
+		requeue = r.probeJWKS(ctx, &policy)
+	}
 	policy.Status.ObservedGeneration = gen
-	return ctrl.Result{}, kube.PatchStatus(ctx, r.Client, &policy, base)
+	return ctrl.Result{RequeueAfter: requeue}, kube.PatchStatus(ctx, r.Client, &policy, base)
+}
+
+// jwksRecheck is how often an unreachable JWKS endpoint is tried again.
+const jwksRecheck = time.Minute
+
+// probeJWKS fetches every remote JWKS the way the proxies will, so an
+// unreachable or malformed key set shows on the policy (Degraded) instead of
+// as a wall of 401s. It returns when to check again.
+func (r *AuthPolicyReconciler) probeJWKS(ctx context.Context, p *gatewayv1alpha1.AuthPolicy) time.Duration {
+	conds := &p.Status.Conditions
+	if p.Spec.JWT == nil {
+		meta.RemoveStatusCondition(conds, common.ConditionDegraded)
+		return 0
+	}
+	var problems []string
+	for _, prov := range p.Spec.JWT.Providers {
+		if prov.JWKS.Remote == nil {
+			continue
+		}
+		if err := fetchJWKS(ctx, r.httpClient(), prov.JWKS.Remote.URI); err != nil {
+			problems = append(problems, fmt.Sprintf("jwt provider %q: %v", prov.Name, err))
+		}
+	}
+	if len(problems) > 0 {
+		msg := strings.Join(problems, "; ") + "; requests needing these providers are rejected until the keys can be fetched"
+		if !conditions.IsTrue(*conds, common.ConditionDegraded) {
+			kube.Warn(r.Recorder, p, ReasonJWKSUnreachable, "FetchJWKS", msg)
+		}
+		conditions.True(conds, p.Generation, common.ConditionDegraded, ReasonJWKSUnreachable, msg)
+		return jwksRecheck
+	}
+	conditions.False(conds, p.Generation, common.ConditionDegraded, ReasonJWKSReachable, "every remote JWKS answered with public keys")
+	return 0
+}
+
+func (r *AuthPolicyReconciler) httpClient() *http.Client {
+	if r.HTTPClient != nil {
+		return r.HTTPClient
+	}
+	return &http.Client{Timeout: 5 * time.Second}
+}
+
+// fetchJWKS GETs a key set and checks it holds public keys only.
+func fetchJWKS(ctx context.Context, c *http.Client, uri string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
+	if err != nil {
+		return fmt.Errorf("building request for %s: %w", uri, err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return fmt.Errorf("fetching %s: %w", uri, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("fetching %s: HTTP %d", uri, resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", uri, err)
+	}
+	if err := checkPublicJWKS(string(body)); err != nil {
+		return fmt.Errorf("%s: %w", uri, err)
+	}
+	return nil
 }
 
 func (r *AuthPolicyReconciler) check(ctx context.Context, p *gatewayv1alpha1.AuthPolicy) (string, []string, error) {
@@ -109,7 +188,8 @@ func (r *AuthPolicyReconciler) check(ctx context.Context, p *gatewayv1alpha1.Aut
 }
 
 // checkPublicJWKS accepts a JWKS with at least one key and no private key
-// material: a policy is readable by anyone who can read Routes.
+// material: a policy is readable by anyone who can read Routes, and a key
+// server leaking private keys must not be trusted.
 func checkPublicJWKS(doc string) error {
 	var jwks struct {
 		Keys []map[string]any `json:"keys"`

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/testr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,6 +20,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/cairn-platform/cairn/controllers"
+	xdsserver "github.com/cairn-platform/cairn/dataplane/xds/server"
 	"github.com/cairn-platform/cairn/internal/signing"
 )
 
@@ -35,7 +37,7 @@ func startManager(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := controllers.SetupAll(mgr); err != nil {
+	if err := controllers.SetupAll(mgr, controllers.Config{XDS: xdsserver.New(testr.New(t))}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -271,14 +273,14 @@ kind: Route
 metadata: {name: good}
 spec:
   gatewayRef: {name: gw}
-  rules: [{backends: [{service: {name: web, port: 80}}]}]
+  rules: [{matches: [{path: {value: /good}}], backends: [{service: {name: web, port: 80}}]}]
 ---
 apiVersion: gateway.cairn.dev/v1alpha1
 kind: Route
 metadata: {name: bad}
 spec:
   gatewayRef: {name: gw}
-  rules: [{backends: [{service: {name: web, port: 80}}, {service: {name: missing, port: 80}}]}]`)
+  rules: [{matches: [{path: {value: /bad}}], backends: [{service: {name: web, port: 80}}, {service: {name: missing, port: 80}}]}]`)
 	good, bad := route("good"), route("bad")
 	good.SetNamespace(ns)
 	bad.SetNamespace(ns)
@@ -299,4 +301,69 @@ spec: {ports: [{port: 80}]}`)
 	if good.GetResourceVersion() != goodVersion {
 		t.Errorf("the healthy route was rewritten (resourceVersion %s → %s); reconciles must be idempotent", goodVersion, good.GetResourceVersion())
 	}
+}
+
+func TestOverlappingRouteIsRefused(t *testing.T) {
+	requireEnv(t)
+	startManager(t)
+	ns := newNamespace(t)
+	createAll(t, ns, `
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: gateway.cairn.dev/v1alpha1
+kind: Route
+metadata: {name: first}
+spec:
+  gatewayRef: {name: gw}
+  hostnames: [shop.example.com]
+  rules: [{matches: [{path: {value: /cart}}], backends: [{service: {name: web, port: 80}}]}]`)
+	first := route("first")
+	first.SetNamespace(ns)
+	waitAccepted(t, first, routeConds(first), metav1.ConditionTrue, "Accepted", "")
+	createAll(t, ns, `
+apiVersion: gateway.cairn.dev/v1alpha1
+kind: Route
+metadata: {name: second}
+spec:
+  gatewayRef: {name: gw}
+  hostnames: [shop.example.com]
+  rules: [{matches: [{path: {value: /cart}}], backends: [{service: {name: web, port: 80}}]}]`)
+	second := route("second")
+	second.SetNamespace(ns)
+	waitAccepted(t, second, routeConds(second), metav1.ConditionFalse, "Conflicted",
+		fmt.Sprintf(`rules[0].matches[0]: identical match for host "shop.example.com" is already served by Route %s/first, which is older`, ns))
+	waitAccepted(t, first, routeConds(first), metav1.ConditionTrue, "Accepted", "")
+}
+
+func TestUnreachableJWKSDegradesThePolicy(t *testing.T) {
+	requireEnv(t)
+	startManager(t)
+	ns := newNamespace(t)
+	// Port 1 on loopback: nothing listens, the fetch is refused at once.
+	createAll(t, ns, `
+apiVersion: gateway.cairn.dev/v1alpha1
+kind: AuthPolicy
+metadata: {name: idp}
+spec:
+  jwt:
+    providers:
+    - name: down
+      issuer: https://idp.example.com
+      jwks: {remote: {uri: "https://127.0.0.1:1/jwks"}}`)
+	p := authPolicy("idp")
+	p.SetNamespace(ns)
+	waitAccepted(t, p, authPolicyConds(p), metav1.ConditionTrue, "Accepted", "")
+	eventually(t, 20*time.Second, func(ctx context.Context) error {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(*authPolicyConds(p), "Degraded")
+		if c == nil || c.Status != metav1.ConditionTrue || c.Reason != "JWKSUnreachable" || !strings.Contains(c.Message, `jwt provider "down": fetching https://127.0.0.1:1/jwks`) {
+			return fmt.Errorf("Degraded = %+v", c)
+		}
+		return nil
+	})
 }

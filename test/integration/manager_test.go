@@ -89,11 +89,14 @@ func TestManagerProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	probeAddr, metricsAddr := freeAddr(t), freeAddr(t)
+	probeAddr, metricsAddr, xdsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	logs := &syncBuffer{}
 	mgr := exec.Command(bin, "--kubeconfig", kubeconfig,
 		"--health-probe-bind-address", probeAddr,
 		"--metrics-bind-address", metricsAddr, "--metrics-secure=false",
+		"--xds-bind-address", xdsAddr,
+		// The sample Route sends to a Function and is guarded by introspection.
+		"--function-host-address", "127.0.0.1:8080", "--authz-address", "127.0.0.1:9001",
 		"--zap-encoder=json")
 	mgr.Stdout, mgr.Stderr = logs, logs
 	if err := mgr.Start(); err != nil {
@@ -195,7 +198,7 @@ func TestManagerProcess(t *testing.T) {
 			}
 			accepted := meta.FindStatusCondition(route.Status.Conditions, "Accepted")
 			programmed := meta.FindStatusCondition(route.Status.Conditions, "Programmed")
-			if accepted == nil || accepted.Status != metav1.ConditionTrue || programmed == nil || programmed.Reason != "Pending" {
+			if accepted == nil || accepted.Status != metav1.ConditionTrue || programmed == nil || programmed.Reason != "NoProxies" {
 				return fmt.Errorf("Accepted = %+v, Programmed = %+v", accepted, programmed)
 			}
 			return nil
@@ -207,7 +210,7 @@ func TestManagerProcess(t *testing.T) {
 		if err != nil || code != http.StatusOK {
 			t.Fatalf("GET /metrics: %d %v", code, err)
 		}
-		for _, controller := range []string{"route", "authpolicy", "gitrepo", "edgedevice", "firmware", "function"} {
+		for _, controller := range []string{"gateway", "authpolicy", "gitrepo", "edgedevice", "firmware", "function"} {
 			if !strings.Contains(body, fmt.Sprintf(`controller_runtime_reconcile_total{controller=%q,result="success"}`, controller)) {
 				t.Errorf("no successful reconcile counted for controller %q", controller)
 			}

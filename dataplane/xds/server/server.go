@@ -7,10 +7,13 @@ package server
 import (
 	"context"
 	"fmt"
+	"net"
 	"regexp"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
@@ -19,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/cairn-platform/cairn/dataplane/xds/translate"
@@ -32,7 +36,7 @@ type Server struct {
 
 	// onChange is told the gateway whose proxies acknowledged, rejected,
 	// connected or left, so Route status can be refreshed.
-	onChange func(gateway string)
+	onChange atomic.Pointer[func(gateway string)]
 
 	mu       sync.Mutex
 	gateways map[string]*gatewayState
@@ -81,11 +85,10 @@ type stream struct {
 	pending map[string]string // response nonce → version
 }
 
-// New creates a server; onChange may be nil.
-func New(log logr.Logger, onChange func(gateway string)) *Server {
+// New creates a server.
+func New(log logr.Logger) *Server {
 	s := &Server{
 		log:      log,
-		onChange: onChange,
 		gateways: map[string]*gatewayState{},
 		nodes:    map[string]*node{},
 		streams:  map[int64]*stream{},
@@ -341,8 +344,37 @@ func truncate(s string, n int) string {
 	return s[:n-3] + "..."
 }
 
+// OnChange sets the function told about a gateway whose proxies
+// acknowledged, rejected, connected or left.
+func (s *Server) OnChange(f func(gateway string)) { s.onChange.Store(&f) }
+
 func (s *Server) notify(gateway string) {
-	if s.onChange != nil && gateway != "" {
-		s.onChange(gateway)
+	if f := s.onChange.Load(); f != nil && gateway != "" {
+		(*f)(gateway)
 	}
+}
+
+// Serve answers xDS on addr until ctx ends, then stops gracefully.
+func (s *Server) Serve(ctx context.Context, addr string) error {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening for xDS on %s: %w", addr, err)
+	}
+	g := grpc.NewServer(
+		// Proxies keep one long-lived stream; detect dead peers, and allow
+		// their keepalives without treating them as abuse.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.MaxConcurrentStreams(100000),
+	)
+	s.Register(g)
+	s.log.Info("serving xDS", "address", lis.Addr().String())
+	go func() {
+		<-ctx.Done()
+		g.GracefulStop()
+	}()
+	if err := g.Serve(lis); err != nil {
+		return fmt.Errorf("serving xDS: %w", err)
+	}
+	return nil
 }

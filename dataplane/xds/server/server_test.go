@@ -120,7 +120,8 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{changes: make(chan string, 1024)}
-	e.srv = New(testr.New(t), func(gw string) {
+	e.srv = New(testr.New(t))
+	e.srv.OnChange(func(gw string) {
 		select {
 		case e.changes <- gw:
 		default:

@@ -63,7 +63,7 @@ func translateMatch(m gatewayv1alpha1.RouteMatch) (translatedMatch, error) {
 		tm.spec = specificity{pathKind: 0, pathLen: len(path.Value)}
 	case gatewayv1alpha1.PathMatchRegularExpression:
 		if _, err := regexp.Compile(path.Value); err != nil {
-			return tm, fmt.Errorf("path: invalid regular expression %q: %w", path.Value, err)
+			return tm, problemf(ReasonInvalid, "path: invalid regular expression %q: %w", path.Value, err)
 		}
 		tm.envoy.PathSpecifier = &routev3.RouteMatch_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: path.Value}}
 		tm.grpc.PathSpecifier = &routev3.RouteMatch_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: path.Value}}
@@ -139,7 +139,7 @@ func headerMatcher(name string, t gatewayv1alpha1.StringMatchType, value *string
 func stringMatcher(t gatewayv1alpha1.StringMatchType, value string) (*matcherv3.StringMatcher, error) {
 	if t == gatewayv1alpha1.StringMatchRegularExpression {
 		if _, err := regexp.Compile(value); err != nil {
-			return nil, fmt.Errorf("invalid regular expression %q: %w", value, err)
+			return nil, problemf(ReasonInvalid, "invalid regular expression %q: %w", value, err)
 		}
 		return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: value}}}, nil
 	}

@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -89,28 +90,36 @@ func translateRoute(rt *gatewayv1alpha1.Route, idx *index, opts Options) (*fragm
 		f.addClusters(auth.clusters, auth.endpoints)
 	}
 
+	// Every problem of the route is reported at once, matches first.
+	var errs []error
 	for i, rule := range rt.Spec.Rules {
-		action, err := f.routeAction(rt, rule, idx, opts)
-		if err != nil {
-			return nil, fmt.Errorf("rules[%d].%w", i, err)
-		}
-		perFilter, err := f.perFilterConfigs(rt, rule, idx)
-		if err != nil {
-			return nil, fmt.Errorf("rules[%d].%w", i, err)
-		}
 		matches := rule.Matches
 		if len(matches) == 0 {
 			matches = []gatewayv1alpha1.RouteMatch{defaultMatch}
 		}
+		translated := make([]translatedMatch, len(matches))
 		for j, m := range matches {
-			where := fmt.Sprintf("rules[%d].matches[%d]", i, j)
 			tm, err := translateMatch(m)
 			if err != nil {
-				return nil, fmt.Errorf("%s.%w", where, err)
+				errs = append(errs, fmt.Errorf("rules[%d].matches[%d].%w", i, j, err))
 			}
+			translated[j] = tm
+		}
+		action, err := f.routeAction(rt, rule, idx, opts)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("rules[%d].%w", i, err))
+		}
+		perFilter, err := f.perFilterConfigs(rt, rule, idx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("rules[%d].%w", i, err))
+		}
+		if len(errs) > 0 {
+			continue
+		}
+		for j, tm := range translated {
 			name := fmt.Sprintf("%s/%s/%d/%d", rt.Namespace, rt.Name, i, j)
 			f.entries = append(f.entries, &entry{
-				where:     where,
+				where:     fmt.Sprintf("rules[%d].matches[%d]", i, j),
 				spec:      tm.spec,
 				canonical: tm.canonical,
 				envoy: &routev3.Route{
@@ -125,6 +134,9 @@ func translateRoute(rt *gatewayv1alpha1.Route, idx *index, opts Options) (*fragm
 				},
 			})
 		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return f, nil
 }
