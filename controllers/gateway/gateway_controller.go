@@ -5,24 +5,32 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"sort"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"golang.org/x/sync/errgroup"
 
 	common "github.com/cairn-platform/cairn/api/common/v1alpha1"
 	gatewayv1alpha1 "github.com/cairn-platform/cairn/api/gateway/v1alpha1"
@@ -36,6 +44,9 @@ import (
 
 // routeGatewayIndex indexes Routes by spec.gatewayRef.name.
 const routeGatewayIndex = "route.spec.gatewayRef.name"
+
+// statusWriters bounds concurrent Route status patches per reconcile.
+const statusWriters = 8
 
 // Condition reasons set on Routes besides the translator's.
 const (
@@ -55,6 +66,15 @@ type GatewayReconciler struct {
 	Elected <-chan struct{}
 
 	changes chan event.GenericEvent
+	mu      sync.Mutex
+	last    map[string]translation // by gateway
+}
+
+// translation is the last published result for a gateway and what it was
+// computed from.
+type translation struct {
+	fingerprint string
+	result      *translate.Result
 }
 
 // +kubebuilder:rbac:groups=gateway.cairn.dev,resources=routes;authpolicies,verbs=get;list;watch
@@ -75,22 +95,95 @@ func (r *GatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	_, span := otel.Tracer("github.com/cairn-platform/cairn/controllers").Start(ctx, "translate.Translate")
-	span.SetAttributes(attribute.String("cairn.gateway", gateway), attribute.Int("cairn.routes", len(routes.Items)))
-	res := translate.Translate(in)
-	span.End()
-	if err := r.XDS.SetGateway(ctx, gateway, res); err != nil {
-		return ctrl.Result{}, fmt.Errorf("publishing gateway %s: %w", gateway, err)
+	res, err := r.translate(ctx, gateway, in)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
 	if !r.leading() {
 		return ctrl.Result{}, nil
 	}
+	// Status writes are independent requests; a few in flight keep a large
+	// gateway's first reconcile from taking a round trip per Route.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(statusWriters)
 	for i := range routes.Items {
-		if err := r.writeStatus(ctx, gateway, &routes.Items[i], res.Routes[client.ObjectKeyFromObject(&routes.Items[i])]); err != nil {
-			return ctrl.Result{}, err
-		}
+		rt := &routes.Items[i]
+		g.Go(func() error { return r.writeStatus(gctx, gateway, rt, res.Routes[client.ObjectKeyFromObject(rt)]) })
 	}
-	return ctrl.Result{}, nil
+	return ctrl.Result{}, g.Wait()
+}
+
+// translate compiles and publishes the gateway, unless nothing it depends on
+// changed since the last time (proxy acknowledgements also queue the
+// gateway, and then only status needs refreshing).
+func (r *GatewayReconciler) translate(ctx context.Context, gateway string, in *translate.Input) (*translate.Result, error) {
+	fp := fingerprint(in)
+	r.mu.Lock()
+	last, ok := r.last[gateway]
+	r.mu.Unlock()
+	if ok && last.fingerprint == fp {
+		return last.result, nil
+	}
+	_, span := otel.Tracer("github.com/cairn-platform/cairn/controllers").Start(ctx, "translate.Translate")
+	span.SetAttributes(attribute.String("cairn.gateway", gateway), attribute.Int("cairn.routes", len(in.Routes)))
+	res := translate.Translate(in)
+	span.End()
+	if err := r.XDS.SetGateway(ctx, gateway, res); err != nil {
+		return nil, fmt.Errorf("publishing gateway %s: %w", gateway, err)
+	}
+	r.mu.Lock()
+	r.last[gateway] = translation{fingerprint: fp, result: res}
+	r.mu.Unlock()
+	return res, nil
+}
+
+// fingerprint identifies a translation input by the resource versions of its
+// objects (which change with any edit) and the exclusions.
+func fingerprint(in *translate.Input) string {
+	h := sha256.New()
+	add := func(kind string, objs []metav1.Object) {
+		keys := make([]string, 0, len(objs))
+		for _, o := range objs {
+			keys = append(keys, o.GetNamespace()+"/"+o.GetName()+"@"+o.GetResourceVersion())
+		}
+		sort.Strings(keys)
+		fmt.Fprintf(h, "%s:%s;", kind, strings.Join(keys, ","))
+	}
+	routes := make([]string, 0, len(in.Routes))
+	for _, rt := range in.Routes {
+		// Generation, not resourceVersion: status writes must not count.
+		routes = append(routes, fmt.Sprintf("%s/%s@%d", rt.Namespace, rt.Name, rt.Generation))
+	}
+	sort.Strings(routes)
+	fmt.Fprintf(h, "routes:%s;", strings.Join(routes, ","))
+	add("services", metaObjects(in.Services))
+	add("slices", metaObjects(in.EndpointSlices))
+	add("functions", metaObjects(in.Functions))
+	add("policies", metaObjects(in.AuthPolicies))
+	add("configmaps", metaObjects(in.ConfigMaps))
+	flavors := make([]string, 0, len(in.Excluded))
+	for f, routes := range in.Excluded {
+		var ks []string
+		for k, gen := range routes {
+			ks = append(ks, fmt.Sprintf("%s@%d", k, gen))
+		}
+		sort.Strings(ks)
+		flavors = append(flavors, string(f)+"="+strings.Join(ks, ","))
+	}
+	sort.Strings(flavors)
+	fmt.Fprintf(h, "excluded:%s", strings.Join(flavors, ";"))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func metaObjects[T any, PT interface {
+	*T
+	metav1.Object
+}](items []T) []metav1.Object {
+	out := make([]metav1.Object, len(items))
+	for i := range items {
+		out[i] = PT(&items[i])
+	}
+	return out
 }
 
 func (r *GatewayReconciler) leading() bool {
@@ -172,6 +265,11 @@ func (r *GatewayReconciler) writeStatus(ctx context.Context, gateway string, rou
 		}
 	}
 	route.Status.ObservedGeneration = gen
+	// Comparing the status first spares building a merge patch for each of
+	// a large gateway's unchanged Routes.
+	if equality.Semantic.DeepEqual(base.Status, route.Status) {
+		return nil
+	}
 	return kube.PatchStatus(ctx, r.Client, route, base)
 }
 
@@ -198,6 +296,7 @@ func (r *GatewayReconciler) NotifyXDSChange(gateway string) {
 // can call NotifyXDSChange.
 func NewGatewayReconciler(r GatewayReconciler) *GatewayReconciler {
 	r.changes = make(chan event.GenericEvent, 1024)
+	r.last = map[string]translation{}
 	return &r
 }
 
@@ -214,7 +313,8 @@ func (r *GatewayReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("gateway").
 		WithOptions(controller.Options{NeedLeaderElection: &notLeaderOnly, MaxConcurrentReconciles: 2}).
-		Watches(&gatewayv1alpha1.Route{}, routeGatewayHandler{}).
+		// Status writes (ours) bump resourceVersion, not generation.
+		Watches(&gatewayv1alpha1.Route{}, routeGatewayHandler{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&gatewayv1alpha1.AuthPolicy{}, byNamespace).
 		Watches(&corev1.Service{}, byNamespace).
 		Watches(&discoveryv1.EndpointSlice{}, byNamespace).

@@ -21,6 +21,7 @@ var (
 func TestMain(m *testing.M) {
 	env, startErr = testenv.Start()
 	code := m.Run()
+	removeNetns()
 	if env != nil {
 		if err := env.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "stopping envtest:", err)

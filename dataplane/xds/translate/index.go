@@ -1,6 +1,8 @@
 package translate
 
 import (
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -18,6 +20,13 @@ type index struct {
 	authPolicies map[types.NamespacedName]*gatewayv1alpha1.AuthPolicy
 	// policyTargets maps a Route to the AuthPolicies naming it in targetRefs.
 	policyTargets map[types.NamespacedName][]*gatewayv1alpha1.AuthPolicy
+	// clusters already built for some Route, shared read-only by the others.
+	clusters map[string]builtCluster
+}
+
+type builtCluster struct {
+	cluster   *clusterv3.Cluster
+	endpoints *endpointv3.ClusterLoadAssignment
 }
 
 func newIndex(in *Input) *index {
@@ -28,6 +37,7 @@ func newIndex(in *Input) *index {
 		configMaps:    map[types.NamespacedName]*corev1.ConfigMap{},
 		authPolicies:  map[types.NamespacedName]*gatewayv1alpha1.AuthPolicy{},
 		policyTargets: map[types.NamespacedName][]*gatewayv1alpha1.AuthPolicy{},
+		clusters:      map[string]builtCluster{},
 	}
 	for i := range in.Services {
 		s := &in.Services[i]

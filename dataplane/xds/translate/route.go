@@ -200,20 +200,13 @@ func (f *fragment) routeAction(rt *gatewayv1alpha1.Route, rule gatewayv1alpha1.R
 		grpc.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: weighted[0].Name}
 	} else {
 		envoy.ClusterSpecifier = &routev3.RouteAction_WeightedClusters{WeightedClusters: &routev3.WeightedCluster{Clusters: weighted}}
-		grpc.ClusterSpecifier = &routev3.RouteAction_WeightedClusters{WeightedClusters: &routev3.WeightedCluster{Clusters: cloneWeights(weighted)}}
+		// The flavors share the (read-only) cluster weights.
+		grpc.ClusterSpecifier = &routev3.RouteAction_WeightedClusters{WeightedClusters: &routev3.WeightedCluster{Clusters: weighted}}
 	}
 	if err := applyTimeoutsAndRetries(rule, envoy, grpc); err != nil {
 		return actionPair{}, err
 	}
 	return actionPair{envoy, grpc}, nil
-}
-
-func cloneWeights(ws []*routev3.WeightedCluster_ClusterWeight) []*routev3.WeightedCluster_ClusterWeight {
-	out := make([]*routev3.WeightedCluster_ClusterWeight, len(ws))
-	for i, w := range ws {
-		out[i] = proto.Clone(w).(*routev3.WeightedCluster_ClusterWeight)
-	}
-	return out
 }
 
 // serviceBackend resolves a Service port to its cluster, creating the
@@ -236,15 +229,17 @@ func (f *fragment) serviceBackend(ns string, b *gatewayv1alpha1.ServiceBackend, 
 		return "", problemf(ReasonBackendNotFound, "Service %q has no port %d", b.Name, b.Port)
 	}
 	name := fmt.Sprintf("%s/%s:%d%s", ns, b.Name, b.Port, policy.suffix())
-	if _, done := f.clusters[name]; done {
-		return name, nil
+	built, ok := idx.clusters[name]
+	if !ok {
+		c, cla, err := serviceCluster(name, policy, serviceEndpoints(idx.slices[key(ns, b.Name)], portName))
+		if err != nil {
+			return "", err
+		}
+		built = builtCluster{c, cla}
+		idx.clusters[name] = built
 	}
-	c, cla, err := serviceCluster(name, policy, serviceEndpoints(idx.slices[key(ns, b.Name)], portName))
-	if err != nil {
-		return "", err
-	}
-	f.clusters[name] = c
-	f.endpoints[name] = cla
+	f.clusters[name] = built.cluster
+	f.endpoints[name] = built.endpoints
 	return name, nil
 }
 

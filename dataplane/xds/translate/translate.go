@@ -11,7 +11,6 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
-	"google.golang.org/protobuf/proto"
 	"k8s.io/apimachinery/pkg/types"
 
 	gatewayv1alpha1 "github.com/cairn-platform/cairn/api/gateway/v1alpha1"
@@ -171,10 +170,6 @@ func assembleGRPC(gateway string, frags []*fragment) (Resources, error) {
 			return r, err
 		}
 		r.Listeners = append(r.Listeners, l)
-		vh = proto.Clone(vh).(*routev3.VirtualHost)
-		if vh.Domains[0] == "*" {
-			vh.Domains = []string{"*"}
-		}
 		r.RouteConfigs = append(r.RouteConfigs, routeConfig(GRPCRouteConfigName(gateway, name), []*routev3.VirtualHost{vh}))
 	}
 	sort.Slice(r.Listeners, func(i, j int) bool { return r.Listeners[i].Name < r.Listeners[j].Name })

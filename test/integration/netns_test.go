@@ -1,0 +1,106 @@
+package integration
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// EndpointSlices may not point at loopback, so backends that Routes reach
+// through Services listen inside a network namespace the tests create, joined
+// to the host by a veth pair. Addresses come from 198.18.0.0/15, the range
+// reserved for network benchmarks: nothing outside this machine answers there.
+const (
+	testNetns  = "cairn-it"
+	hostVeth   = "cairn-it-h"
+	nsVeth     = "cairn-it-n"
+	hostVethIP = "198.18.77.1"
+	backendIP  = "198.18.77.2"
+)
+
+var (
+	netnsOnce sync.Once
+	netnsErr  error
+)
+
+// requireNetns creates the namespace once per test binary (and removes any
+// left over by an interrupted run), or skips with the reason it cannot.
+func requireNetns(tb testing.TB) {
+	tb.Helper()
+	netnsOnce.Do(func() {
+		if os.Geteuid() != 0 {
+			netnsErr = errors.New("creating a network namespace needs root")
+			return
+		}
+		if _, err := exec.LookPath("ip"); err != nil {
+			netnsErr = errors.New("the ip command (iproute2) is not installed")
+			return
+		}
+		_ = exec.Command("ip", "netns", "del", testNetns).Run()
+		_ = exec.Command("ip", "link", "del", hostVeth).Run()
+		steps := [][]string{
+			{"netns", "add", testNetns},
+			{"link", "add", hostVeth, "type", "veth", "peer", "name", nsVeth},
+			{"link", "set", nsVeth, "netns", testNetns},
+			{"addr", "add", hostVethIP + "/30", "dev", hostVeth},
+			{"link", "set", hostVeth, "up"},
+			{"-n", testNetns, "addr", "add", backendIP + "/30", "dev", nsVeth},
+			{"-n", testNetns, "link", "set", nsVeth, "up"},
+			{"-n", testNetns, "link", "set", "lo", "up"},
+		}
+		for _, s := range steps {
+			if out, err := exec.Command("ip", s...).CombinedOutput(); err != nil {
+				netnsErr = fmt.Errorf("ip %v: %v: %s", s, err, out)
+				return
+			}
+		}
+	})
+	if netnsErr != nil {
+		tb.Skipf("backends in a network namespace are unavailable: %v", netnsErr)
+	}
+}
+
+func removeNetns() {
+	if netnsErr == nil {
+		_ = exec.Command("ip", "netns", "del", testNetns).Run()
+		_ = exec.Command("ip", "link", "del", hostVeth).Run()
+	}
+}
+
+// listenInNetns opens a TCP listener on backendIP inside the namespace. The
+// socket keeps its namespace after the thread switches back.
+func listenInNetns(tb testing.TB) net.Listener {
+	tb.Helper()
+	requireNetns(tb)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	self, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer self.Close()
+	target, err := os.Open("/var/run/netns/" + testNetns)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		tb.Fatalf("entering network namespace: %v", err)
+	}
+	lis, lisErr := net.Listen("tcp", backendIP+":0")
+	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
+		// This thread is in the wrong namespace: let it die with the test.
+		panic(fmt.Sprintf("leaving network namespace: %v", err))
+	}
+	if lisErr != nil {
+		tb.Fatal(lisErr)
+	}
+	return lis
+}
