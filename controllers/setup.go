@@ -48,7 +48,7 @@ type Config struct {
 func SetupAll(mgr ctrl.Manager, cfg Config) error {
 	c := mgr.GetClient()
 	recorder := mgr.GetEventRecorder("cairn-manager")
-	gw := gateway.NewGatewayReconciler(gateway.GatewayReconciler{Client: c, Recorder: recorder, XDS: cfg.XDS, Options: cfg.Gateway, Elected: mgr.Elected()})
+	gw := gateway.NewGatewayReconciler(c, recorder, cfg.XDS, cfg.Gateway, mgr.Elected())
 	cfg.XDS.OnChange(gw.NotifyXDSChange)
 	reconcilers := map[string]setupper{
 		"Gateway":    gw,

@@ -292,12 +292,14 @@ func (r *GatewayReconciler) NotifyXDSChange(gateway string) {
 	}
 }
 
-// NewGatewayReconciler prepares the change channel before the xDS server
-// can call NotifyXDSChange.
-func NewGatewayReconciler(r GatewayReconciler) *GatewayReconciler {
-	r.changes = make(chan event.GenericEvent, 1024)
-	r.last = map[string]translation{}
-	return &r
+// NewGatewayReconciler returns a reconciler ready for NotifyXDSChange. elected
+// is closed when this replica becomes the leader.
+func NewGatewayReconciler(c client.Client, recorder events.EventRecorder, xds *xdsserver.Server, opts translate.Options, elected <-chan struct{}) *GatewayReconciler {
+	return &GatewayReconciler{
+		Client: c, Recorder: recorder, XDS: xds, Options: opts, Elected: elected,
+		changes: make(chan event.GenericEvent, 1024),
+		last:    map[string]translation{},
+	}
 }
 
 // SetupWithManager registers the reconciler. It runs on every replica (each

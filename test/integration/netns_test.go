@@ -57,7 +57,7 @@ func requireNetns(tb testing.TB) {
 		}
 		for _, s := range steps {
 			if out, err := exec.Command("ip", s...).CombinedOutput(); err != nil {
-				netnsErr = fmt.Errorf("ip %v: %v: %s", s, err, out)
+				netnsErr = fmt.Errorf("ip %v: %w: %s", s, err, out)
 				return
 			}
 		}
