@@ -15,6 +15,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -113,6 +114,9 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	xds := xdsserver.New(ctrl.Log.WithName("xds"))
+	if err := xds.RegisterMetrics(ctrlmetrics.Registry); err != nil {
+		return fmt.Errorf("registering xDS metrics: %w", err)
+	}
 	if err := mgr.Add(xdsRunnable{xds, o.xdsAddr}); err != nil {
 		return fmt.Errorf("adding xDS server: %w", err)
 	}

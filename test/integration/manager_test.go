@@ -210,6 +210,9 @@ func TestManagerProcess(t *testing.T) {
 		if err != nil || code != http.StatusOK {
 			t.Fatalf("GET /metrics: %d %v", code, err)
 		}
+		if !strings.Contains(body, `cairn_xds_gateway_updates_total{gateway="public"}`) {
+			t.Error("the xDS server's metrics are not exported")
+		}
 		for _, controller := range []string{"gateway", "authpolicy", "gitrepo", "edgedevice", "firmware", "function"} {
 			if !strings.Contains(body, fmt.Sprintf(`controller_runtime_reconcile_total{controller=%q,result="success"}`, controller)) {
 				t.Errorf("no successful reconcile counted for controller %q", controller)

@@ -51,6 +51,7 @@ func (s *Server) attach(id int64, n *corev3.Node) (*stream, bool) {
 			acked:      map[string]string{},
 		}
 		s.nodes[nd.id] = nd
+		s.metrics.proxies.WithLabelValues(nd.gateway, string(nd.flavor)).Inc()
 	}
 	nd.streams++
 	st.node = nd
@@ -69,9 +70,11 @@ func (s *Server) observe(st *stream, typeURL, nonce string, errDetail string, ha
 	}
 	delete(st.pending, nonce)
 	if hasErr {
+		s.metrics.nacks.WithLabelValues(st.node.gateway, typeURL).Inc()
 		s.reject(st.node, typeURL, version, errDetail)
 		return true
 	}
+	s.metrics.acks.WithLabelValues(st.node.gateway, typeURL).Inc()
 	st.node.acked[typeURL] = version
 	st.node.nack = nil
 	return true
@@ -140,6 +143,7 @@ func (s *Server) OnStreamResponse(_ context.Context, id int64, _ *discoveryv3.Di
 	if st, ok := s.streams[id]; ok {
 		st.pending[resp.GetNonce()] = resp.GetVersionInfo()
 	}
+	s.metrics.responses.WithLabelValues(resp.GetTypeUrl()).Inc()
 }
 
 // OnDeltaStreamOpen implements delta.Callbacks.
@@ -195,6 +199,7 @@ func (s *Server) OnStreamDeltaResponse(id int64, _ *discoveryv3.DeltaDiscoveryRe
 	if st, ok := s.streams[id]; ok {
 		st.pending[resp.GetNonce()] = resp.GetSystemVersionInfo()
 	}
+	s.metrics.responses.WithLabelValues(resp.GetTypeUrl()).Inc()
 }
 
 // OnFetchRequest implements rest.Callbacks (REST xDS is not served).
@@ -212,6 +217,7 @@ func (s *Server) closeStream(id int64) {
 		st.node.streams--
 		gateway = st.node.gateway
 		if st.node.streams <= 0 {
+			s.metrics.proxies.WithLabelValues(st.node.gateway, string(st.node.flavor)).Dec()
 			delete(s.nodes, st.node.id)
 			s.cache.ClearSnapshot(st.node.id)
 			s.pushMu.Delete(st.node.id)

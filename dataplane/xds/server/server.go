@@ -30,9 +30,10 @@ import (
 
 // Server holds the snapshots of every connected proxy.
 type Server struct {
-	log   logr.Logger
-	cache cachev3.SnapshotCache
-	xds   serverv3.Server
+	log     logr.Logger
+	cache   cachev3.SnapshotCache
+	xds     serverv3.Server
+	metrics *metrics
 
 	// onChange is told the gateway whose proxies acknowledged, rejected,
 	// connected or left, so Route status can be refreshed.
@@ -89,6 +90,7 @@ type stream struct {
 func New(log logr.Logger) *Server {
 	s := &Server{
 		log:      log,
+		metrics:  newMetrics(),
 		gateways: map[string]*gatewayState{},
 		nodes:    map[string]*node{},
 		streams:  map[int64]*stream{},
@@ -109,6 +111,7 @@ func (s *Server) SetGateway(ctx context.Context, gateway string, res *translate.
 	defer span.End()
 	span.SetAttributes(attribute.String("cairn.gateway", gateway), attribute.Int("cairn.routes", len(res.Routes)))
 
+	s.metrics.pushes.WithLabelValues(gateway).Inc()
 	s.mu.Lock()
 	gw := s.gateway(gateway)
 	gw.seq++
