@@ -17,6 +17,7 @@ import (
 	"github.com/cairn-platform/cairn/controllers/gateway"
 	"github.com/cairn-platform/cairn/controllers/gitops"
 	"github.com/cairn-platform/cairn/controllers/serverless"
+	"github.com/cairn-platform/cairn/dataplane/authz"
 	xdsserver "github.com/cairn-platform/cairn/dataplane/xds/server"
 	"github.com/cairn-platform/cairn/dataplane/xds/translate"
 )
@@ -42,6 +43,8 @@ type Config struct {
 	XDS *xdsserver.Server
 	// Gateway holds gateway-wide translation settings.
 	Gateway translate.Options
+	// Authz, when set, is kept in sync with the AuthPolicies' introspection.
+	Authz *authz.Server
 }
 
 // SetupAll registers the Cairn reconcilers with mgr.
@@ -57,6 +60,9 @@ func SetupAll(mgr ctrl.Manager, cfg Config) error {
 		"EdgeDevice": &edge.EdgeDeviceReconciler{Client: c, Recorder: recorder},
 		"Firmware":   &edge.FirmwareReconciler{Client: c, Recorder: recorder},
 		"Function":   &serverless.FunctionReconciler{Client: c, Recorder: recorder},
+	}
+	if cfg.Authz != nil {
+		reconcilers["AuthzSync"] = &gateway.AuthzSyncReconciler{Client: c, Authz: cfg.Authz}
 	}
 	for kind, r := range reconcilers {
 		if err := r.SetupWithManager(mgr); err != nil {

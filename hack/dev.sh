@@ -39,7 +39,8 @@ done
 [[ -s "$KUBECONFIG_PATH" ]] || { echo "dev: control plane did not come up in 60s" >&2; exit 1; }
 
 bin/manager --kubeconfig "$KUBECONFIG_PATH" --metrics-secure=false \
-  --xds-bind-address "${CAIRN_XDS_ADDR:-127.0.0.1:18000}" --function-host-address 127.0.0.1:8088 --authz-address 127.0.0.1:9001 \
+  --xds-bind-address "${CAIRN_XDS_ADDR:-127.0.0.1:18000}" --authz-bind-address "${CAIRN_AUTHZ_ADDR:-127.0.0.1:18001}" \
+  --function-host-address 127.0.0.1:8088 --authz-address "${CAIRN_AUTHZ_ADDR:-127.0.0.1:18001}" \
   --metrics-bind-address "$METRICS_ADDR" --health-probe-bind-address "$PROBE_ADDR" \
   --zap-devel >"$DEV_DIR/manager.log" 2>&1 &
 pids+=($!)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 
+	"google.golang.org/grpc"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -20,6 +21,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/cairn-platform/cairn/controllers"
+	"github.com/cairn-platform/cairn/dataplane/authz"
 	xdsserver "github.com/cairn-platform/cairn/dataplane/xds/server"
 	"github.com/cairn-platform/cairn/dataplane/xds/translate"
 	"github.com/cairn-platform/cairn/internal/telemetry"
@@ -37,6 +39,7 @@ type options struct {
 	otlpInsecure  bool
 
 	xdsAddr          string
+	authzBindAddr    string
 	listenerPort     uint
 	functionHostAddr string
 	authzAddr        string
@@ -55,6 +58,7 @@ func main() {
 	flag.StringVar(&o.otlpEndpoint, "otlp-endpoint", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "OTLP gRPC collector (host:port) to export traces to; empty keeps traces in-process.")
 	flag.BoolVar(&o.otlpInsecure, "otlp-insecure", false, "Connect to the OTLP collector without TLS.")
 	flag.StringVar(&o.xdsAddr, "xds-bind-address", ":18000", "Address of the xDS (ADS) gRPC server that gateways connect to.")
+	flag.StringVar(&o.authzBindAddr, "authz-bind-address", ":18001", "Address of the ext_authz gRPC service (OAuth2 introspection for AuthPolicies); empty disables it.")
 	flag.UintVar(&o.listenerPort, "gateway-listener-port", 10080, "Port of the HTTP listener sent to Envoy gateways.")
 	flag.StringVar(&o.functionHostAddr, "function-host-address", "", "host:port of the function hosts, for Routes to Functions; empty leaves such Routes unaccepted.")
 	flag.StringVar(&o.authzAddr, "authz-address", "", "host:port of the ext_authz service, for AuthPolicies with oauth2Introspection.")
@@ -120,7 +124,18 @@ func run(ctx context.Context, o options) error {
 	if err := mgr.Add(xdsRunnable{xds, o.xdsAddr}); err != nil {
 		return fmt.Errorf("adding xDS server: %w", err)
 	}
-	if err := controllers.SetupAll(mgr, controllers.Config{XDS: xds, Gateway: gatewayOpts}); err != nil {
+	ctrlCfg := controllers.Config{XDS: xds, Gateway: gatewayOpts}
+	if o.authzBindAddr != "" {
+		authzSrv, err := authz.New(authz.WithLogger(ctrl.Log.WithName("authz")), authz.WithRegisterer(ctrlmetrics.Registry))
+		if err != nil {
+			return fmt.Errorf("creating authorization service: %w", err)
+		}
+		if err := mgr.Add(grpcRunnable{name: "ext_authz", addr: o.authzBindAddr, register: authzSrv.Register}); err != nil {
+			return fmt.Errorf("adding authorization service: %w", err)
+		}
+		ctrlCfg.Authz = authzSrv
+	}
+	if err := controllers.SetupAll(mgr, ctrlCfg); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -179,6 +194,30 @@ func parseAddress(flagName, value string) (*translate.Address, error) {
 	}
 	return &translate.Address{Host: host, Port: uint32(p)}, nil
 }
+
+// grpcRunnable serves a gRPC service on every replica until the manager stops.
+type grpcRunnable struct {
+	name     string
+	addr     string
+	register func(grpc.ServiceRegistrar)
+}
+
+func (g grpcRunnable) Start(ctx context.Context) error {
+	lis, err := net.Listen("tcp", g.addr)
+	if err != nil {
+		return fmt.Errorf("listening for %s on %s: %w", g.name, g.addr, err)
+	}
+	srv := grpc.NewServer()
+	g.register(srv)
+	ctrl.Log.WithName(g.name).Info("serving", "address", lis.Addr().String())
+	go func() {
+		<-ctx.Done()
+		srv.GracefulStop()
+	}()
+	return srv.Serve(lis)
+}
+
+func (grpcRunnable) NeedLeaderElection() bool { return false }
 
 // xdsRunnable serves xDS on every replica: proxies may connect to any.
 type xdsRunnable struct {

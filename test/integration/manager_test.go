@@ -94,7 +94,7 @@ func TestManagerProcess(t *testing.T) {
 	mgr := exec.Command(bin, "--kubeconfig", kubeconfig,
 		"--health-probe-bind-address", probeAddr,
 		"--metrics-bind-address", metricsAddr, "--metrics-secure=false",
-		"--xds-bind-address", xdsAddr,
+		"--xds-bind-address", xdsAddr, "--authz-bind-address", freeAddr(t),
 		// The sample Route sends to a Function and is guarded by introspection.
 		"--function-host-address", "127.0.0.1:8080", "--authz-address", "127.0.0.1:9001",
 		"--zap-encoder=json")
