@@ -67,7 +67,12 @@ func TestAuthPoliciesReachTheAuthorizationService(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	}()
 
 	ns := newNamespace(t)
 	createAll(t, ns, fmt.Sprintf(`
