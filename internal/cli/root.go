@@ -35,6 +35,7 @@ func NewRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 
 	cmd.AddCommand(
 		newApplyCommand(f, streams),
+		newEnvoyCommand(streams),
 		newGetCommand(f, streams),
 		newVersionCommand(f, streams),
 	)
