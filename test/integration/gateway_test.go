@@ -10,12 +10,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr/testr"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/xds"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -28,6 +23,7 @@ import (
 	gatewayv1alpha1 "github.com/cairn-platform/cairn/api/gateway/v1alpha1"
 	"github.com/cairn-platform/cairn/controllers"
 	xdsserver "github.com/cairn-platform/cairn/dataplane/xds/server"
+	"github.com/cairn-platform/cairn/dataplane/xds/xdstest"
 )
 
 // startGatewayManager runs the controllers with a real xDS server on a
@@ -70,17 +66,11 @@ func startGatewayManager(tb testing.TB) (string, *xdsserver.Server) {
 }
 
 // grpcBackend is a real gRPC server in the test network namespace that names
-// itself in a header.
+// itself.
 func grpcBackend(tb testing.TB, name string) int32 {
 	tb.Helper()
 	lis := listenInNetns(tb)
-	s := grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		_ = grpc.SetHeader(ctx, metadata.Pairs("x-backend", name))
-		return h(ctx, req)
-	}))
-	healthpb.RegisterHealthServer(s, health.NewServer())
-	go func() { _ = s.Serve(lis) }()
-	tb.Cleanup(s.Stop)
+	xdstest.ServeBackend(tb, lis, name)
 	return int32(lis.Addr().(*net.TCPAddr).Port)
 }
 
@@ -107,41 +97,10 @@ func backendService(tb testing.TB, ns, name string, port int32) {
 	}
 }
 
-func xdsClient(tb testing.TB, xdsAddr, nodeID, gateway, target string) healthpb.HealthClient {
-	tb.Helper()
-	bootstrap := fmt.Sprintf(`{
-		"xds_servers": [{"server_uri": %q, "channel_creds": [{"type": "insecure"}], "server_features": ["xds_v3"]}],
-		"node": {"id": %q, "cluster": %q}
-	}`, xdsAddr, nodeID, gateway)
-	resolver, err := xds.NewXDSResolverWithConfigForTesting([]byte(bootstrap))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cc, err := grpc.NewClient("xds:///"+target, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithResolvers(resolver))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = cc.Close() })
-	return healthpb.NewHealthClient(cc)
-}
-
-func servedBy(c healthpb.HealthClient, header string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if header != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, header, "on")
-	}
-	var md metadata.MD
-	if _, err := c.Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Header(&md)); err != nil {
-		return "", err
-	}
-	return strings.Join(md.Get("x-backend"), ","), nil
-}
-
 func waitServedBy(t *testing.T, c healthpb.HealthClient, header, want string) {
 	t.Helper()
 	eventually(t, 20*time.Second, func(context.Context) error {
-		got, err := servedBy(c, header)
+		got, err := xdstest.ServedBy(c, header)
 		if err != nil {
 			return err
 		}
@@ -204,7 +163,7 @@ func TestGatewayEndToEnd(t *testing.T) {
     backends: [{service: {name: svc-b, port: 80}}]`)
 	waitProgrammed(t, ns, "health", metav1.ConditionFalse, "NoProxies", `no proxy of gateway "e2e" is connected`)
 
-	c := xdsClient(t, xdsAddr, "e2e-client", "e2e", "shop.example.com")
+	c := xdstest.Client(t, xdsAddr, "e2e-client", "e2e", "shop.example.com")
 	t.Run("path and header routing", func(t *testing.T) {
 		waitServedBy(t, c, "", "svc-a")
 		waitServedBy(t, c, "x-canary", "svc-b")
@@ -223,7 +182,7 @@ func TestGatewayEndToEnd(t *testing.T) {
 		counts := map[string]int{}
 		const n = 1000
 		for i := 0; i < n; i++ {
-			got, err := servedBy(c, "")
+			got, err := xdstest.ServedBy(c, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -305,7 +264,7 @@ func BenchmarkRouteUpdateToACK(b *testing.B) {
   - matches: [{path: {type: Exact, value: /r%d}}]
     backends: [{service: {name: svc-%d, port: 80}}]`, gateway, host, i, i%services))
 	}
-	c := xdsClient(b, xdsAddr, "bench-client", gateway, host)
+	c := xdstest.Client(b, xdsAddr, "bench-client", gateway, host)
 	target := gatewayv1alpha1.Route{}
 	key := client.ObjectKey{Namespace: ns, Name: "r-0"}
 	programmed := func(gen int64) bool {
@@ -332,7 +291,7 @@ func BenchmarkRouteUpdateToACK(b *testing.B) {
 		if time.Now().After(deadline) {
 			b.Fatalf("%d of the %d routes programmed after 120s", done, routes)
 		}
-		_, _ = servedBy(c, "") // keep the channel active
+		_, _ = xdstest.ServedBy(c, "") // keep the channel active
 		time.Sleep(100 * time.Millisecond)
 	}
 

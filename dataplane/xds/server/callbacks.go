@@ -2,12 +2,15 @@ package server
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
 
 	"github.com/cairn-platform/cairn/dataplane/xds/translate"
 )
@@ -91,17 +94,28 @@ func (s *Server) OnStreamOpen(_ context.Context, id int64, _ string) error {
 // OnStreamClosed implements sotw.Callbacks.
 func (s *Server) OnStreamClosed(id int64, _ *corev3.Node) { s.closeStream(id) }
 
-// OnStreamRequest implements sotw.Callbacks.
+// OnStreamRequest implements sotw.Callbacks. A state-of-the-world listener
+// request names every listener the client wants.
 func (s *Server) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) error {
+	s.handleRequest(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetErrorDetail(), func(map[string]bool) []string {
+		return req.GetResourceNames()
+	})
+	return nil
+}
+
+// handleRequest is the part of a request both protocols share: bind the
+// stream to its node, record an ACK or NACK, and track a gRPC client's
+// listener subscriptions (wanted maps the current set to the new one).
+func (s *Server) handleRequest(id int64, n *corev3.Node, typeURL, nonce string, errDetail *status.Status, wanted func(current map[string]bool) []string) {
 	s.mu.Lock()
-	st, joined := s.attach(id, req.GetNode())
-	changed := s.observe(st, req.GetTypeUrl(), req.GetResponseNonce(), req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
+	st, joined := s.attach(id, n)
+	changed := s.observe(st, typeURL, nonce, errDetail.GetMessage(), errDetail != nil)
 	resubscribe := false
-	if st != nil && st.node != nil && st.node.flavor == translate.FlavorGRPC && req.GetTypeUrl() == resourcev3.ListenerType {
-		resubscribe = setListeners(st.node, req.GetResourceNames())
-	}
 	var nodeID, gateway string
 	if st != nil && st.node != nil {
+		if st.node.flavor == translate.FlavorGRPC && typeURL == resourcev3.ListenerType {
+			resubscribe = setListeners(st.node, wanted(st.node.listeners))
+		}
 		nodeID, gateway = st.node.id, st.node.gateway
 	}
 	s.mu.Unlock()
@@ -113,7 +127,6 @@ func (s *Server) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) er
 	if joined || changed {
 		s.notify(gateway)
 	}
-	return nil
 }
 
 func setListeners(n *node, names []string) bool {
@@ -121,16 +134,8 @@ func setListeners(n *node, names []string) bool {
 	for _, l := range names {
 		want[l] = true
 	}
-	if len(want) == len(n.listeners) {
-		same := true
-		for l := range want {
-			if !n.listeners[l] {
-				same = false
-			}
-		}
-		if same {
-			return false
-		}
+	if maps.Equal(want, n.listeners) {
+		return false
 	}
 	n.listeners = want
 	return true
@@ -154,40 +159,19 @@ func (s *Server) OnDeltaStreamOpen(ctx context.Context, id int64, typeURL string
 // OnDeltaStreamClosed implements delta.Callbacks.
 func (s *Server) OnDeltaStreamClosed(id int64, _ *corev3.Node) { s.closeStream(id) }
 
-// OnStreamDeltaRequest implements delta.Callbacks.
+// OnStreamDeltaRequest implements delta.Callbacks. A delta listener request
+// subscribes and unsubscribes names relative to the current set.
 func (s *Server) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscoveryRequest) error {
-	s.mu.Lock()
-	st, joined := s.attach(id, req.GetNode())
-	changed := s.observe(st, req.GetTypeUrl(), req.GetResponseNonce(), req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
-	resubscribe := false
-	if st != nil && st.node != nil && st.node.flavor == translate.FlavorGRPC && req.GetTypeUrl() == resourcev3.ListenerType {
-		names := map[string]bool{}
-		for l := range st.node.listeners {
-			names[l] = true
-		}
+	s.handleRequest(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetErrorDetail(), func(current map[string]bool) []string {
+		names := maps.Clone(current)
 		for _, l := range req.GetResourceNamesSubscribe() {
 			names[l] = true
 		}
 		for _, l := range req.GetResourceNamesUnsubscribe() {
 			delete(names, l)
 		}
-		list := make([]string, 0, len(names))
-		for l := range names {
-			list = append(list, l)
-		}
-		resubscribe = setListeners(st.node, list)
-	}
-	var nodeID, gateway string
-	if st != nil && st.node != nil {
-		nodeID, gateway = st.node.id, st.node.gateway
-	}
-	s.mu.Unlock()
-	if joined || resubscribe {
-		go s.pushAndLog(nodeID)
-	}
-	if joined || changed {
-		s.notify(gateway)
-	}
+		return slices.Collect(maps.Keys(names))
+	})
 	return nil
 }
 

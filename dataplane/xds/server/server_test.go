@@ -14,11 +14,7 @@ import (
 	"github.com/go-logr/logr/testr"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/xds"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,22 +22,17 @@ import (
 
 	gatewayv1alpha1 "github.com/cairn-platform/cairn/api/gateway/v1alpha1"
 	"github.com/cairn-platform/cairn/dataplane/xds/translate"
+	"github.com/cairn-platform/cairn/dataplane/xds/xdstest"
 )
 
-// backend is a real gRPC server on loopback that names itself in a header.
+// backend is a real gRPC server on loopback that names itself.
 func backend(t *testing.T, name string) int32 {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		_ = grpc.SetHeader(ctx, metadata.Pairs("x-backend", name))
-		return h(ctx, req)
-	}))
-	healthpb.RegisterHealthServer(s, health.NewServer())
-	go func() { _ = s.Serve(lis) }()
-	t.Cleanup(s.Stop)
+	xdstest.ServeBackend(t, lis, name)
 	return int32(lis.Addr().(*net.TCPAddr).Port)
 }
 
@@ -164,36 +155,10 @@ func newEnv(t *testing.T) *env {
 
 // client is a grpc-go channel to xds:///shop.example.com through our server.
 func (e *env) client(t *testing.T, nodeID string) healthpb.HealthClient {
-	t.Helper()
-	bootstrap := fmt.Sprintf(`{
-		"xds_servers": [{"server_uri": %q, "channel_creds": [{"type": "insecure"}], "server_features": ["xds_v3"]}],
-		"node": {"id": %q, "cluster": "public"}
-	}`, e.addr, nodeID)
-	resolver, err := xds.NewXDSResolverWithConfigForTesting([]byte(bootstrap))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := grpc.NewClient("xds:///shop.example.com", grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithResolvers(resolver))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
-	return healthpb.NewHealthClient(cc)
+	return xdstest.Client(t, e.addr, nodeID, "public", "shop.example.com")
 }
 
-// call returns the backend that served one RPC, or the error.
-func call(c healthpb.HealthClient, header string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if header != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, header, "on")
-	}
-	var md metadata.MD
-	if _, err := c.Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Header(&md)); err != nil {
-		return "", err
-	}
-	return strings.Join(md.Get("x-backend"), ","), nil
-}
+func call(c healthpb.HealthClient, header string) (string, error) { return xdstest.ServedBy(c, header) }
 
 func waitFor(t *testing.T, what string, cond func() error) {
 	t.Helper()
