@@ -53,6 +53,9 @@ func SetupAll(mgr ctrl.Manager, cfg Config) error {
 	recorder := mgr.GetEventRecorder("cairn-manager")
 	gw := gateway.NewGatewayReconciler(c, recorder, cfg.XDS, cfg.Gateway, mgr.Elected())
 	cfg.XDS.OnChange(gw.NotifyXDSChange)
+	if err := mgr.Add(gw.StatusRefresher()); err != nil {
+		return fmt.Errorf("adding the gateway status refresher: %w", err)
+	}
 	reconcilers := map[string]setupper{
 		"Gateway":    gw,
 		"AuthPolicy": &gateway.AuthPolicyReconciler{Client: c, Recorder: recorder},

@@ -34,6 +34,7 @@ const (
 	ReasonSecretNotFound  = "SecretNotFound"
 	ReasonInvalidJWKS     = "InvalidJWKS"
 	ReasonTargetNotFound  = "TargetNotFound"
+	ReasonInvalid         = "Invalid"
 	ReasonJWKSUnreachable = "JWKSUnreachable"
 	ReasonJWKSReachable   = "JWKSReachable"
 )
@@ -80,6 +81,8 @@ func (r *AuthPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	var requeue time.Duration
 	if len(problems) == 0 {
 		requeue = r.probeJWKS(ctx, &policy)
+	} else {
+		meta.RemoveStatusCondition(conds, common.ConditionDegraded)
 	}
 	policy.Status.ObservedGeneration = gen
 	return ctrl.Result{RequeueAfter: requeue}, kube.PatchStatus(ctx, r.Client, &policy, base)
@@ -98,10 +101,12 @@ func (r *AuthPolicyReconciler) probeJWKS(ctx context.Context, p *gatewayv1alpha1
 		return 0
 	}
 	var problems []string
+	remote := 0
 	for _, prov := range p.Spec.JWT.Providers {
 		if prov.JWKS.Remote == nil {
 			continue
 		}
+		remote++
 		if err := fetchJWKS(ctx, r.httpClient(), prov.JWKS.Remote.URI); err != nil {
 			problems = append(problems, fmt.Sprintf("jwt provider %q: %v", prov.Name, err))
 		}
@@ -113,6 +118,10 @@ func (r *AuthPolicyReconciler) probeJWKS(ctx context.Context, p *gatewayv1alpha1
 		}
 		conditions.True(conds, p.Generation, common.ConditionDegraded, ReasonJWKSUnreachable, msg)
 		return jwksRecheck
+	}
+	if remote == 0 {
+		meta.RemoveStatusCondition(conds, common.ConditionDegraded)
+		return 0
 	}
 	conditions.False(conds, p.Generation, common.ConditionDegraded, ReasonJWKSReachable, "every remote JWKS answered with public keys")
 	return 0
@@ -165,6 +174,9 @@ func (r *AuthPolicyReconciler) check(ctx context.Context, p *gatewayv1alpha1.Aut
 			return ReasonInvalidJWKS, problems, nil
 		}
 	}
+	if tk := p.Spec.TenantKey; tk != nil && tk.Claim != nil && tenantHeader(p) == "" {
+		return ReasonInvalid, []string{fmt.Sprintf("tenantKey.claim %q is not copied into a request header by any jwt provider (add it to claimToHeaders), so the tenant could not be read", *tk.Claim)}, nil
+	}
 	if in := p.Spec.OAuth2Introspection; in != nil {
 		problem, err := checkSecretKeys(ctx, r.Client, types.NamespacedName{Namespace: p.Namespace, Name: in.ClientSecretRef.Name}, "clientID", "clientSecret")
 		if err != nil {
@@ -195,18 +207,18 @@ func checkPublicJWKS(doc string) error {
 		Keys []map[string]any `json:"keys"`
 	}
 	if err := json.Unmarshal([]byte(doc), &jwks); err != nil {
-		return fmt.Errorf("inline JWKS is not valid JSON: %w", err)
+		return fmt.Errorf("the JWKS is not valid JSON: %w", err)
 	}
 	if len(jwks.Keys) == 0 {
-		return fmt.Errorf("inline JWKS has no keys")
+		return fmt.Errorf("the JWKS has no keys")
 	}
 	for i, k := range jwks.Keys {
 		if _, ok := k["kty"].(string); !ok {
-			return fmt.Errorf("inline JWKS key %d has no \"kty\"", i)
+			return fmt.Errorf("JWKS key %d has no \"kty\"", i)
 		}
 		for _, private := range []string{"d", "p", "q", "dp", "dq", "qi", "k"} {
 			if _, ok := k[private]; ok {
-				return fmt.Errorf("inline JWKS key %d contains private or symmetric key material (%q): publish public keys only", i, private)
+				return fmt.Errorf("JWKS key %d contains private or symmetric key material (%q): publish public keys only", i, private)
 			}
 		}
 	}

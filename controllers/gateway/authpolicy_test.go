@@ -13,9 +13,9 @@ func TestCheckPublicJWKS(t *testing.T) {
 		name, doc, wantErr string
 	}{
 		{"public RSA key", `{"keys":[{"kty":"RSA","n":"abc","e":"AQAB","kid":"1"}]}`, ""},
-		{"not JSON", `keys`, "inline JWKS is not valid JSON"},
-		{"no keys", `{"keys":[]}`, "inline JWKS has no keys"},
-		{"key without kty", `{"keys":[{"n":"abc"}]}`, `inline JWKS key 0 has no "kty"`},
+		{"not JSON", `keys`, "the JWKS is not valid JSON"},
+		{"no keys", `{"keys":[]}`, "the JWKS has no keys"},
+		{"key without kty", `{"keys":[{"n":"abc"}]}`, `JWKS key 0 has no "kty"`},
 		{"RSA private key", `{"keys":[{"kty":"RSA","n":"a","e":"AQAB"},{"kty":"RSA","n":"a","e":"AQAB","p":"x"}]}`, `key 1 contains private or symmetric key material ("p")`},
 		{"symmetric key", `{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}`, `key 0 contains private or symmetric key material ("k")`},
 	}

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -364,4 +365,20 @@ func gatewayRequests(routes []gatewayv1alpha1.Route, keep func(gatewayv1alpha1.R
 		}
 	}
 	return reqs
+}
+
+// StatusRefresher requeues every gateway when this replica becomes the
+// leader: statuses written by the previous leader may be stale, and the
+// non-leader reconciles skipped writing them.
+func (r *GatewayReconciler) StatusRefresher() manager.Runnable {
+	return manager.RunnableFunc(func(ctx context.Context) error {
+		var routes gatewayv1alpha1.RouteList
+		if err := r.List(ctx, &routes); err != nil {
+			return fmt.Errorf("listing Routes after election: %w", err)
+		}
+		for _, req := range gatewayRequests(routes.Items, func(gatewayv1alpha1.Route) bool { return true }) {
+			r.NotifyXDSChange(req.Name)
+		}
+		return nil
+	})
 }

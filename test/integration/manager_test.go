@@ -141,8 +141,9 @@ func TestManagerProcess(t *testing.T) {
 			reason string
 		}{
 			// The sample Route, AuthPolicy and GitRepo point at Services and
-			// Secrets that do not exist (yet).
-			{key(route, "shop", "checkout"), &route.Status.Conditions, metav1.ConditionFalse, "BackendNotFound"},
+			// Secrets that do not exist (yet); the Route is not served while
+			// its AuthPolicy is not accepted.
+			{key(route, "shop", "checkout"), &route.Status.Conditions, metav1.ConditionFalse, "RefNotAccepted"},
 			{key(policy, "shop", "shop-auth"), &policy.Status.Conditions, metav1.ConditionFalse, "SecretNotFound"},
 			{key(repo, "shop", "shop-prod"), &repo.Status.Conditions, metav1.ConditionFalse, "SecretNotFound"},
 			{key(dev, "factory", "gw-line3-07"), &dev.Status.Conditions, metav1.ConditionTrue, "Accepted"},
@@ -181,7 +182,14 @@ func TestManagerProcess(t *testing.T) {
 		}
 	})
 
-	t.Run("route is accepted once its backends exist", func(t *testing.T) {
+	t.Run("route is accepted once its policy and backends are complete", func(t *testing.T) {
+		secret := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "partner-introspection"},
+			StringData: map[string]string{"clientID": "gateway", "clientSecret": "s3cret"},
+		}
+		if err := e.Client.Create(ctx, secret); err != nil {
+			t.Fatal(err)
+		}
 		for _, name := range []string{"checkout", "checkout-canary"} {
 			svc := &corev1.Service{
 				ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name},

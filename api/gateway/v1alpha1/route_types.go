@@ -56,8 +56,8 @@ type Hostname string
 // RouteRule matches requests and forwards them to weighted backends with the
 // given traffic policy.
 type RouteRule struct {
-	// Name identifies the rule in status and metrics. Optional but must be
-	// unique within the route when set.
+	// Name labels the rule for people (status messages and xDS entries use
+	// its index). Optional, but unique within the route when set.
 	// +optional
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`

@@ -26,8 +26,9 @@ var typeURLs = map[types.ResponseType]string{
 // flavorOf tells Envoy from grpc-go by the user agent both send, unless the
 // node's metadata says "cairn.flavor".
 func flavorOf(n *corev3.Node) translate.Flavor {
-	if f := n.GetMetadata().GetFields()["cairn.flavor"].GetStringValue(); f != "" {
-		return translate.Flavor(f)
+	switch f := translate.Flavor(n.GetMetadata().GetFields()["cairn.flavor"].GetStringValue()); f {
+	case translate.FlavorEnvoy, translate.FlavorGRPC:
+		return f
 	}
 	if strings.Contains(strings.ToLower(n.GetUserAgentName()), "grpc") {
 		return translate.FlavorGRPC
@@ -52,6 +53,7 @@ func (s *Server) attach(id int64, n *corev3.Node) (*stream, bool) {
 			listeners:  map[string]bool{},
 			versionSeq: map[string]map[string]int64{},
 			acked:      map[string]string{},
+			sent:       map[string]bool{},
 		}
 		s.nodes[nd.id] = nd
 		s.metrics.proxies.WithLabelValues(nd.gateway, string(nd.flavor)).Inc()
@@ -147,6 +149,9 @@ func (s *Server) OnStreamResponse(_ context.Context, id int64, _ *discoveryv3.Di
 	defer s.mu.Unlock()
 	if st, ok := s.streams[id]; ok {
 		st.pending[resp.GetNonce()] = resp.GetVersionInfo()
+		if st.node != nil {
+			st.node.sent[resp.GetTypeUrl()] = true
+		}
 	}
 	s.metrics.responses.WithLabelValues(resp.GetTypeUrl()).Inc()
 }
@@ -182,6 +187,9 @@ func (s *Server) OnStreamDeltaResponse(id int64, _ *discoveryv3.DeltaDiscoveryRe
 	defer s.mu.Unlock()
 	if st, ok := s.streams[id]; ok {
 		st.pending[resp.GetNonce()] = resp.GetSystemVersionInfo()
+		if st.node != nil {
+			st.node.sent[resp.GetTypeUrl()] = true
+		}
 	}
 	s.metrics.responses.WithLabelValues(resp.GetTypeUrl()).Inc()
 }

@@ -73,6 +73,8 @@ type node struct {
 	// versionSeq[typeURL][version] is the latest push that had that version.
 	versionSeq map[string]map[string]int64
 	acked      map[string]string // type URL → version
+	// sent are the types the node has received at least one response of.
+	sent map[string]bool
 	// included are the Routes of the node's current snapshot, and
 	// clusterRoutes the Routes that send to each of its clusters.
 	included      map[types.NamespacedName]bool
@@ -273,16 +275,16 @@ func (s *Server) Programmed(gateway string, route types.NamespacedName, generati
 	return true, "Programmed", fmt.Sprintf("acknowledged by %d proxies of gateway %q", serving, gateway)
 }
 
-// programmedSeq is the newest push the node has acknowledged in full.
+// programmedSeq is the newest push the node has acknowledged in full, over
+// the types it was sent (a proxy need not ask for every type).
 func (s *Server) programmedSeq(n *node) int64 {
 	min := int64(-1)
-	for url, seqs := range n.versionSeq {
-		v, ok := n.acked[url]
+	for url := range n.sent {
 		seq := int64(0)
-		if ok {
-			seq = seqs[v]
+		if v, ok := n.acked[url]; ok {
+			seq = n.versionSeq[url][v]
 		}
-		if len(seqs) > 0 && (min < 0 || seq < min) {
+		if min < 0 || seq < min {
 			min = seq
 		}
 	}
@@ -374,7 +376,11 @@ func (s *Server) Serve(ctx context.Context, addr string) error {
 	s.log.Info("serving xDS", "address", lis.Addr().String())
 	go func() {
 		<-ctx.Done()
+		// Proxies hold their streams open forever: give in-flight responses
+		// a moment, then cut the streams so shutdown does not hang.
+		force := time.AfterFunc(5*time.Second, g.Stop)
 		g.GracefulStop()
+		force.Stop()
 	}()
 	if err := g.Serve(lis); err != nil {
 		return fmt.Errorf("serving xDS: %w", err)

@@ -116,8 +116,10 @@ func translateMatch(m gatewayv1alpha1.RouteMatch) (translatedMatch, error) {
 			}
 			qm.QueryParameterMatchSpecifier = &routev3.QueryParameterMatcher_StringMatch{StringMatch: sm}
 		}
-		// grpc-go ignores routes with query matchers: gRPC requests carry none.
+		// grpc-go skips routes with query matchers (gRPC requests carry
+		// none), which is right: dropping them would widen the match.
 		tm.envoy.QueryParameters = append(tm.envoy.QueryParameters, qm)
+		tm.grpc.QueryParameters = append(tm.grpc.QueryParameters, qm)
 		canon = append(canon, fmt.Sprintf("query:%s:%s:%s", q.Name, q.Type, deref(q.Value)))
 	}
 	tm.spec.query = len(params)

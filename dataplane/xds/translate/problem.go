@@ -14,6 +14,7 @@ const (
 	ReasonInvalid            Reason = "Invalid"
 	ReasonBackendNotFound    Reason = "BackendNotFound"
 	ReasonRefNotFound        Reason = "RefNotFound"
+	ReasonRefNotAccepted     Reason = "RefNotAccepted"
 	ReasonDescriptorNotFound Reason = "DescriptorNotFound"
 	ReasonInvalidDescriptor  Reason = "InvalidDescriptor"
 	ReasonConflicted         Reason = "Conflicted"

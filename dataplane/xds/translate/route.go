@@ -23,6 +23,8 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	gatewayv1alpha1 "github.com/cairn-platform/cairn/api/gateway/v1alpha1"
@@ -82,6 +84,11 @@ func translateRoute(rt *gatewayv1alpha1.Route, idx *index, opts Options) (*fragm
 		return nil, problemf(ReasonRefNotFound, "authPolicyRef: AuthPolicy %q not found; the route is not served unprotected", rt.Spec.AuthPolicyRef.Name)
 	}
 	if policy != nil {
+		// A policy its controller rejected (e.g. private keys in its JWKS)
+		// is not half-used: the route waits for it to be fixed.
+		if c := meta.FindStatusCondition(policy.Status.Conditions, "Accepted"); c != nil && c.Status == metav1.ConditionFalse && c.ObservedGeneration == policy.Generation {
+			return nil, problemf(ReasonRefNotAccepted, "AuthPolicy %q is not accepted (%s); the route is not served unprotected", policy.Name, c.Message)
+		}
 		auth, err := translateAuthPolicy(policy, opts)
 		if err != nil {
 			return nil, err
