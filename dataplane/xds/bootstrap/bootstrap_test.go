@@ -2,12 +2,11 @@ package bootstrap
 
 import (
 	"bytes"
-	"flag"
-	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cairn-platform/cairn/internal/golden"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -22,8 +21,6 @@ import (
 
 	"github.com/cairn-platform/cairn/dataplane/xds/translate"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden.* with the current output")
 
 const httpOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
@@ -294,8 +291,8 @@ func TestGolden(t *testing.T) {
 		}, "yaml"},
 	}
 	for _, tt := range tests {
-		golden := filepath.Join("testdata", tt.name+".golden."+tt.format)
-		t.Run(filepath.Base(golden), func(t *testing.T) {
+		goldenPath := filepath.Join("testdata", tt.name+".golden."+tt.format)
+		t.Run(filepath.Base(goldenPath), func(t *testing.T) {
 			b, err := Build(tt.opts)
 			if err != nil {
 				t.Fatal(err)
@@ -304,39 +301,7 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (go test ./dataplane/xds/bootstrap -update creates it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("output differs from %s (go test ./dataplane/xds/bootstrap -update to accept):\n%s", golden, diffLines(string(want), string(got)))
-			}
+			golden.Assert(t, goldenPath, got)
 		})
 	}
-}
-
-// diffLines shows the first lines that differ.
-func diffLines(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	for i, shown := 0, 0; (i < len(w) || i < len(g)) && shown < 10; i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			fmt.Fprintf(&b, "line %d\n- %s\n+ %s\n", i+1, wl, gl)
-			shown++
-		}
-	}
-	return b.String()
 }

@@ -3,13 +3,13 @@ package translate
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"fmt"
 	"math/rand"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cairn-platform/cairn/internal/golden"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -22,8 +22,6 @@ import (
 	gatewayv1alpha1 "github.com/cairn-platform/cairn/api/gateway/v1alpha1"
 	serverlessv1alpha1 "github.com/cairn-platform/cairn/api/serverless/v1alpha1"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 // testOptions is the first document of an input file (kind: TranslateOptions).
 type testOptions struct {
@@ -179,20 +177,7 @@ func TestGolden(t *testing.T) {
 				t.Error("output depends on input order")
 			}
 
-			golden := filepath.Join("testdata", name+".golden.yaml")
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("output differs from %s (go test ./dataplane/xds/translate -update to accept):\n%s", golden, diffLines(string(want), string(got)))
-			}
+			golden.Assert(t, filepath.Join("testdata", name+".golden.yaml"), got)
 		})
 	}
 }
@@ -212,27 +197,4 @@ func allMessages(r Resources) []proto.Message {
 		ms = append(ms, m)
 	}
 	return ms
-}
-
-// diffLines shows the first lines that differ.
-func diffLines(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	shown := 0
-	for i := 0; i < len(w) || i < len(g); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			fmt.Fprintf(&b, "line %d\n- %s\n+ %s\n", i+1, wl, gl)
-			if shown++; shown == 10 {
-				break
-			}
-		}
-	}
-	return b.String()
 }
