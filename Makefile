@@ -87,6 +87,16 @@ build: $(addprefix build-,$(COMMANDS)) ## Build every binary into bin/ (edge-age
 build-%:
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(LOCALBIN)/$* ./cmd/$*
 
+.PHONY: functions
+functions: ## Rebuild the example Functions in examples/functions (echo-wat with wat2wasm when installed).
+	cd examples/functions/hello-go && GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -ldflags='-s -w' -o hello.wasm .
+	@cd examples/functions/echo-wat; \
+	if command -v wat2wasm >/dev/null; then \
+		echo "wat2wasm echo.wat -o echo.wasm"; wat2wasm echo.wat -o echo.wasm; \
+	else \
+		echo "wat2wasm not installed (Debian package wabt): echo-wat/echo.wasm left as committed"; \
+	fi
+
 ##@ Run
 
 .PHONY: dev

@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/tetratelabs/wazero"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Request is what a guest sees of an HTTP request.
@@ -31,6 +32,10 @@ type Response struct {
 // Function is a loaded module and its pool of instances. Its methods are
 // safe for concurrent use.
 type Function struct {
+	name        string
+	metrics     *metrics
+	invocations functionMetrics
+	tracer      trace.Tracer
 	cfg         Config
 	compiled    wazero.CompiledModule
 	compileTime time.Duration
@@ -47,8 +52,19 @@ func (f *Function) CompileTime() time.Duration { return f.compileTime }
 // Instances is the number of live instances, busy or idle.
 func (f *Function) Instances() int { return f.pool.size() }
 
-// Invoke runs one request within the Function's timeout.
+// Invoke runs one request within the Function's timeout, in a span that is
+// a child of the one in ctx, and counts it in the Host's metrics.
 func (f *Function) Invoke(ctx context.Context, req Request) (Response, error) {
+	start := time.Now()
+	ctx, span := f.startInvokeSpan(ctx)
+	resp, err := f.invoke(ctx, req)
+	res := result(err)
+	f.invocations.observe(res, time.Since(start))
+	endInvokeSpan(span, res, err)
+	return resp, err
+}
+
+func (f *Function) invoke(ctx context.Context, req Request) (Response, error) {
 	if int64(len(req.Body)) > f.cfg.MaxRequestBytes {
 		return Response{}, fmt.Errorf("%w: %d bytes exceed the limit of %d", ErrRequestTooLarge, len(req.Body), f.cfg.MaxRequestBytes)
 	}
@@ -120,6 +136,7 @@ func (f *Function) warm(ctx context.Context) error {
 // wazero counts its references across Functions loaded from the same bytes.
 func (f *Function) Close(ctx context.Context) error {
 	f.closeOnce.Do(func() {
+		f.metrics.closed(f)
 		f.closeErr = errors.Join(f.pool.close(ctx), f.compiled.Close(ctx))
 	})
 	return f.closeErr

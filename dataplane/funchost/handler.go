@@ -14,6 +14,7 @@ type Handler struct {
 }
 
 // ServeHTTP passes the method, request URI, headers and body to the guest.
+// The invocation's span joins the trace of W3C traceparent headers.
 // Failures get a generic body; their detail is only logged, as guest errors
 // may reveal its internals.
 func (h Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -23,7 +24,7 @@ func (h Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	resp, err := f.Invoke(r.Context(), Request{Method: r.Method, Path: r.URL.RequestURI(), Header: r.Header, Body: body})
+	resp, err := f.Invoke(extractTrace(r), Request{Method: r.Method, Path: r.URL.RequestURI(), Header: r.Header, Body: body})
 	if err != nil {
 		h.fail(w, err)
 		return

@@ -6,8 +6,11 @@ import (
 	"fmt"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Options configure a Host.
@@ -17,6 +20,16 @@ type Options struct {
 	CacheDir string
 	// Logger receives guest log lines and instance failures.
 	Logger logr.Logger
+	// Registerer receives the Host's metrics; nil registers them nowhere.
+	// cairn_funchost_invocations_total{function,result} and
+	// cairn_funchost_invocation_duration_seconds{function} count Invoke
+	// calls, cairn_funchost_instances{function,state} reports pools (live,
+	// idle) and cairn_funchost_compile_duration_seconds compilations.
+	Registerer prometheus.Registerer
+	// TracerProvider receives a "funchost.Invoke" span per invocation; nil
+	// is the global one. Handler joins the trace of incoming W3C traceparent
+	// headers with the global propagator (see internal/telemetry.Setup).
+	TracerProvider trace.TracerProvider
 }
 
 // Host runs Functions in one shared wazero runtime. Its methods are safe for
@@ -25,10 +38,22 @@ type Host struct {
 	runtime wazero.Runtime
 	cache   wazero.CompilationCache
 	log     logr.Logger
+	metrics *metrics
+	tracer  trace.Tracer
 }
 
 // New starts a Host with the compiler engine, the host's imports and WASI.
 func New(ctx context.Context, opts Options) (*Host, error) {
+	m := newMetrics()
+	if opts.Registerer != nil {
+		if err := m.register(opts.Registerer); err != nil {
+			return nil, err
+		}
+	}
+	tp := opts.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
 	cache := wazero.NewCompilationCache()
 	if opts.CacheDir != "" {
 		var err error
@@ -40,7 +65,10 @@ func New(ctx context.Context, opts Options) (*Host, error) {
 		WithCompilationCache(cache).
 		// Deadlines stop running guests, including infinite loops.
 		WithCloseOnContextDone(true)
-	h := &Host{runtime: wazero.NewRuntimeWithConfig(ctx, cfg), cache: cache, log: opts.Logger}
+	h := &Host{
+		runtime: wazero.NewRuntimeWithConfig(ctx, cfg), cache: cache, log: opts.Logger,
+		metrics: m, tracer: tp.Tracer(tracerName),
+	}
 	if err := h.instantiateImports(ctx); err != nil {
 		return nil, errors.Join(err, h.Close(ctx))
 	}

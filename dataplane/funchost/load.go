@@ -29,7 +29,11 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, cfg Config) (
 	if err != nil {
 		return nil, fmt.Errorf("compiling function %q: %w", name, err)
 	}
+	h.metrics.compile.Observe(time.Since(start).Seconds())
 	f := &Function{
+		name:        name,
+		metrics:     h.metrics,
+		tracer:      h.tracer,
 		cfg:         cfg,
 		compiled:    compiled,
 		compileTime: time.Since(start),
@@ -42,6 +46,7 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, cfg Config) (
 	if err := f.warm(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("loading function %q: %w", name, err), f.Close(ctx))
 	}
+	h.metrics.loaded(f)
 	f.log.Info("loaded function", "compileTime", f.compileTime, "instances", f.Instances())
 	return f, nil
 }

@@ -36,6 +36,7 @@ func NewRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	cmd.AddCommand(
 		newApplyCommand(f, streams),
 		newEnvoyCommand(streams),
+		newFnCommand(f, streams),
 		newGetCommand(f, streams),
 		newVersionCommand(f, streams),
 	)
