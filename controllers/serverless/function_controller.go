@@ -10,6 +10,8 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -28,6 +30,12 @@ const (
 	ReasonModuleNotFound = "ModuleNotFound"
 	ReasonNotWasm        = "NotWebAssembly"
 	ReasonNotCompiled    = "NotCompiled"
+	// Reported on Ready by the function hosts (dataplane/funchost/hostsync)
+	// for the digest in status; the controller keeps them until the digest
+	// changes.
+	ReasonCompiled        = "Compiled"
+	ReasonLoadFailed      = "LoadFailed"
+	ReasonABINotSupported = "ABINotSupported"
 )
 
 const functionModuleIndex = "function.spec.module.source"
@@ -68,7 +76,7 @@ func (r *FunctionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		}
 	} else {
 		conditions.True(conds, gen, common.ConditionAccepted, ReasonAccepted, "the module source resolves")
-		if digest != fn.Status.Digest || !conditions.IsTrue(*conds, common.ConditionReady) {
+		if digest != fn.Status.Digest || !keepReady(*conds) {
 			fn.Status.CompileTime = nil
 			conditions.False(conds, gen, common.ConditionReady, ReasonNotCompiled, notCompiledMessage(&fn, digest))
 		}
@@ -76,6 +84,24 @@ func (r *FunctionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 	fn.Status.ObservedGeneration = gen
 	return ctrl.Result{}, kube.PatchStatus(ctx, r.Client, &fn, base)
+}
+
+// keepReady tells whether Ready, for an unchanged digest, is left as it is:
+// when True (compiled), and when a function host reported it cannot load
+// the module. Resetting that failure would make the hosts retry it forever.
+func keepReady(conds []metav1.Condition) bool {
+	ready := meta.FindStatusCondition(conds, common.ConditionReady)
+	if ready == nil {
+		return false
+	}
+	if ready.Status == metav1.ConditionTrue {
+		return true
+	}
+	switch ready.Reason {
+	case ReasonLoadFailed, ReasonABINotSupported:
+		return true
+	}
+	return false
 }
 
 func notCompiledMessage(fn *serverlessv1alpha1.Function, digest string) string {

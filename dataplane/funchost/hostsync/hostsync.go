@@ -1,0 +1,334 @@
+// Package hostsync keeps a function host in sync with the cluster: it loads
+// the Functions placed in the cluster (spec.placement.cluster) into a
+// funchost.Host once the manager's Function controller has resolved their
+// digest, replaces them when the module or the spec changes, removes them
+// when they are deleted, and reports compilation on the Function's Ready
+// condition. A Registry serves the loaded Functions over HTTP.
+//
+// Only ConfigMap and Secret modules are loaded so far: URL and OCI modules
+// are left unloaded (logged, status untouched), and the Command ABI is
+// reported as not supported on Ready.
+package hostsync
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	common "github.com/cairn-platform/cairn/api/common/v1alpha1"
+	serverlessv1alpha1 "github.com/cairn-platform/cairn/api/serverless/v1alpha1"
+	"github.com/cairn-platform/cairn/controllers/serverless"
+	"github.com/cairn-platform/cairn/dataplane/funchost"
+	"github.com/cairn-platform/cairn/internal/conditions"
+	"github.com/cairn-platform/cairn/internal/kube"
+)
+
+// mismatchRetry is how soon a Function whose module no longer matches its
+// status digest is looked at again; the controller normally updates the
+// digest first, which triggers a reconcile by itself.
+const mismatchRetry = 2 * time.Second
+
+// Reconciler loads the cluster's Functions into a Host.
+type Reconciler struct {
+	// Client reads and patches Functions (cached).
+	Client client.Client
+	// Reader reads module ConfigMaps and Secrets directly, so the host
+	// caches neither every ConfigMap nor every Secret of the cluster.
+	Reader client.Reader
+	// Host compiles and runs the modules.
+	Host *funchost.Host
+	// Registry serves the loaded Functions.
+	Registry *Registry
+	// HostName names this host in status messages.
+	HostName string
+
+	mu sync.Mutex
+	// loaded is what serves each Function; failed is the last Load that
+	// failed, not retried until the digest or the config change.
+	loaded map[string]version
+	failed map[string]version
+}
+
+// version is what a Function was loaded from.
+type version struct {
+	digest string
+	cfg    funchost.Config
+	// compileTime of a loaded version; err of a failed one.
+	compileTime time.Duration
+	err         string
+}
+
+func (v version) equal(o version) bool {
+	return v.digest == o.digest && reflect.DeepEqual(v.cfg, o.cfg)
+}
+
+// +kubebuilder:rbac:groups=serverless.cairn.dev,resources=functions,verbs=get;list;watch
+// +kubebuilder:rbac:groups=serverless.cairn.dev,resources=functions/status,verbs=get;patch
+// +kubebuilder:rbac:groups="",resources=configmaps;secrets,verbs=get
+
+// Reconcile loads, replaces or removes one Function.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	log := ctrl.LoggerFrom(ctx)
+	key := Key(req.Namespace, req.Name)
+	var fn serverlessv1alpha1.Function
+	found, err := kube.GetIfExists(ctx, r.Client, req.NamespacedName, &fn)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if !found || fn.DeletionTimestamp != nil || !fn.Spec.Placement.Cluster {
+		r.unload(ctx, key, "the function is deleted or not placed in the cluster")
+		return ctrl.Result{}, nil
+	}
+	src := fn.Spec.Module
+	if src.ConfigMap == nil && src.Secret == nil {
+		// Not implemented yet: downloading URL modules (and checking their
+		// sha256) and pulling OCI artifacts.
+		log.Info("not loading function: this host only loads modules from ConfigMaps and Secrets so far; URL and OCI modules are not supported yet")
+		r.unload(ctx, key, "its module source is not supported")
+		return ctrl.Result{}, nil
+	}
+	digest := fn.Status.Digest
+	if digest == "" {
+		// The controller has not resolved the module, or found it missing
+		// or invalid: nothing to serve.
+		log.V(1).Info("waiting for the Function controller to resolve the module digest")
+		r.unload(ctx, key, "its module is not resolved")
+		return ctrl.Result{}, nil
+	}
+	if fn.Spec.ABI == serverlessv1alpha1.ABICommand {
+		r.unload(ctx, key, "its ABI is not supported")
+		return ctrl.Result{}, r.report(ctx, &fn, digest, func(conds *[]metav1.Condition) {
+			conditions.False(conds, fn.Generation, common.ConditionReady, serverless.ReasonABINotSupported,
+				// The same text from every host: they do not take turns.
+				"the function hosts do not run the Command ABI yet: use abi Reactor")
+		})
+	}
+	cfg, err := configFor(&fn)
+	if err != nil {
+		return ctrl.Result{}, r.loadFailed(ctx, &fn, key, version{digest: digest}, err)
+	}
+	want := version{digest: digest, cfg: cfg}
+
+	r.mu.Lock()
+	current, isLoaded := r.loaded[key]
+	failed, hasFailed := r.failed[key]
+	r.mu.Unlock()
+	switch {
+	case isLoaded && current.equal(want):
+		// Loaded already; the status patch may have failed before.
+		return ctrl.Result{}, r.reportCompiled(ctx, &fn, current)
+	case hasFailed && failed.equal(want):
+		return ctrl.Result{}, r.reportFailed(ctx, &fn, failed)
+	}
+
+	module, problem, err := r.readModule(ctx, &fn)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if problem != "" {
+		// The controller will see it too and clear the digest.
+		log.Info("module not found, waiting for the Function controller", "problem", problem)
+		return ctrl.Result{RequeueAfter: mismatchRetry}, nil
+	}
+	sum := sha256.Sum256(module)
+	if got := "sha256:" + hex.EncodeToString(sum[:]); got != digest {
+		log.Info("the module changed since the Function controller resolved it; waiting for the new digest", "status", digest, "module", got)
+		return ctrl.Result{RequeueAfter: mismatchRetry}, nil
+	}
+
+	f, err := r.Host.Load(ctx, key, module, cfg)
+	if err != nil {
+		return ctrl.Result{}, r.loadFailed(ctx, &fn, key, want, err)
+	}
+	r.Registry.Set(ctx, key, digest, f)
+	want.compileTime = f.CompileTime()
+	r.mu.Lock()
+	r.loaded[key] = want
+	delete(r.failed, key)
+	r.mu.Unlock()
+	log.Info("serving function", "digest", digest, "compileTime", want.compileTime)
+	return ctrl.Result{}, r.reportCompiled(ctx, &fn, want)
+}
+
+// reportCompiled sets Ready=True for the version loaded.
+func (r *Reconciler) reportCompiled(ctx context.Context, fn *serverlessv1alpha1.Function, v version) error {
+	return r.report(ctx, fn, v.digest, func(conds *[]metav1.Condition) {
+		if reportedBefore(fn, v.digest, metav1.ConditionTrue, serverless.ReasonCompiled) && fn.Status.CompileTime != nil {
+			// Another host (or this one before a restart) reported this
+			// digest already: hosts must not take turns rewriting it.
+			return
+		}
+		conditions.True(conds, fn.Generation, common.ConditionReady, serverless.ReasonCompiled,
+			fmt.Sprintf("function host %s compiled %s in %s", r.HostName, v.digest, v.compileTime.Round(time.Microsecond)))
+		fn.Status.CompileTime = &metav1.Duration{Duration: v.compileTime}
+	})
+}
+
+// reportFailed sets Ready=False for a version that did not load.
+func (r *Reconciler) reportFailed(ctx context.Context, fn *serverlessv1alpha1.Function, v version) error {
+	return r.report(ctx, fn, v.digest, func(conds *[]metav1.Condition) {
+		if reportedBefore(fn, v.digest, metav1.ConditionTrue, serverless.ReasonCompiled) ||
+			reportedBefore(fn, v.digest, metav1.ConditionFalse, serverless.ReasonLoadFailed) {
+			// Another host runs it: a failure here (logged) does not make
+			// the Function unready. Or a host reported the failure already:
+			// the hosts do not take turns rewriting it.
+			return
+		}
+		conditions.False(conds, fn.Generation, common.ConditionReady, serverless.ReasonLoadFailed,
+			fmt.Sprintf("function host %s could not load %s: %s", r.HostName, v.digest, v.err))
+		fn.Status.CompileTime = nil
+	})
+}
+
+// loadFailed records a failed Load, so it is not retried until the module or
+// the spec change, and reports it on Ready. The previous version, if any,
+// keeps serving.
+func (r *Reconciler) loadFailed(ctx context.Context, fn *serverlessv1alpha1.Function, key string, v version, loadErr error) error {
+	ctrl.LoggerFrom(ctx).Info("loading function failed", "digest", v.digest, "error", loadErr.Error())
+	v.err = loadErr.Error()
+	r.mu.Lock()
+	r.failed[key] = v
+	r.mu.Unlock()
+	return r.reportFailed(ctx, fn, v)
+}
+
+// reportedBefore tells whether a host reported Ready with this status and
+// reason for digest and fn's current generation.
+func reportedBefore(fn *serverlessv1alpha1.Function, digest string, status metav1.ConditionStatus, reason string) bool {
+	ready := meta.FindStatusCondition(fn.Status.Conditions, common.ConditionReady)
+	return ready != nil && ready.Status == status && ready.Reason == reason &&
+		ready.ObservedGeneration == fn.Generation && strings.Contains(ready.Message, digest)
+}
+
+// report patches the status of fn as edited by set, only while the status
+// still describes digest: a host that lags behind never overwrites what
+// the controller or another host wrote for a newer module. The patch holds
+// the resourceVersion, so a status changed meanwhile fails it and the
+// reconcile runs again on fresh data.
+func (r *Reconciler) report(ctx context.Context, fn *serverlessv1alpha1.Function, digest string, set func(*[]metav1.Condition)) error {
+	if fn.Status.Digest != digest {
+		return nil
+	}
+	base := fn.DeepCopy()
+	set(&fn.Status.Conditions)
+	data, err := client.MergeFrom(base).Data(fn)
+	if err != nil {
+		return fmt.Errorf("computing status patch: %w", err)
+	}
+	if string(data) == "{}" {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
+	if err := r.Client.Status().Patch(ctx, fn, patch); err != nil {
+		return fmt.Errorf("patching status of %s/%s: %w", fn.Namespace, fn.Name, err)
+	}
+	return nil
+}
+
+// unload stops serving key, if it was served.
+func (r *Reconciler) unload(ctx context.Context, key, why string) {
+	r.mu.Lock()
+	delete(r.loaded, key)
+	delete(r.failed, key)
+	r.mu.Unlock()
+	if r.Registry.Remove(ctx, key) {
+		ctrl.LoggerFrom(ctx).Info("stopped serving function", "reason", why)
+	}
+}
+
+// readModule reads a ConfigMap or Secret module. A missing object or key is
+// a problem to wait on, not an error.
+func (r *Reconciler) readModule(ctx context.Context, fn *serverlessv1alpha1.Function) (module []byte, problem string, err error) {
+	src := fn.Spec.Module
+	switch {
+	case src.ConfigMap != nil:
+		var cm corev1.ConfigMap
+		found, err := getIfExists(ctx, r.Reader, types.NamespacedName{Namespace: fn.Namespace, Name: src.ConfigMap.Name}, &cm)
+		if err != nil || !found {
+			return nil, fmt.Sprintf("ConfigMap %q not found", src.ConfigMap.Name), err
+		}
+		if b, ok := cm.BinaryData[src.ConfigMap.Key]; ok {
+			return b, "", nil
+		}
+		if s, ok := cm.Data[src.ConfigMap.Key]; ok {
+			return []byte(s), "", nil
+		}
+		return nil, fmt.Sprintf("ConfigMap %q has no key %q", src.ConfigMap.Name, src.ConfigMap.Key), nil
+	default:
+		var s corev1.Secret
+		found, err := getIfExists(ctx, r.Reader, types.NamespacedName{Namespace: fn.Namespace, Name: src.Secret.Name}, &s)
+		if err != nil || !found {
+			return nil, fmt.Sprintf("Secret %q not found", src.Secret.Name), err
+		}
+		if b, ok := s.Data[src.Secret.Key]; ok {
+			return b, "", nil
+		}
+		return nil, fmt.Sprintf("Secret %q has no key %q", src.Secret.Name, src.Secret.Key), nil
+	}
+}
+
+// configFor translates a Function's spec into the host's sandbox settings.
+func configFor(fn *serverlessv1alpha1.Function) (funchost.Config, error) {
+	s := fn.Spec
+	cfg := funchost.Config{
+		MemoryLimitPages: uint32(max(s.Limits.MemoryPages, 0)),
+		MaxRequestBytes:  s.Limits.MaxRequestBytes,
+		MaxResponseBytes: s.Limits.MaxResponseBytes,
+		MinInstances:     int(s.Scaling.MinInstances),
+		MaxInstances:     int(s.Scaling.MaxInstances),
+	}
+	if s.Limits.Timeout != "" {
+		d, err := time.ParseDuration(string(s.Limits.Timeout))
+		if err != nil {
+			return cfg, fmt.Errorf("limits.timeout %q: %w", s.Limits.Timeout, err)
+		}
+		cfg.Timeout = d
+	}
+	if s.Isolation == serverlessv1alpha1.IsolationPerRequest {
+		cfg.Isolation = funchost.PerRequest
+	}
+	if len(s.Env) > 0 {
+		cfg.Env = make(map[string]string, len(s.Env))
+		for _, e := range s.Env {
+			cfg.Env[e.Name] = e.Value
+		}
+	}
+	return cfg, nil
+}
+
+// SetupWithManager registers the reconciler. It watches Functions only: a
+// module change reaches it as a new status.digest from the controller.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.loaded, r.failed = map[string]version{}, map[string]version{}
+	if r.Registry == nil {
+		r.Registry = NewRegistry()
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&serverlessv1alpha1.Function{}).
+		Named("funchost").
+		Complete(r)
+}
+
+// getIfExists is kube.GetIfExists for a plain reader.
+func getIfExists(ctx context.Context, c client.Reader, key types.NamespacedName, obj client.Object) (bool, error) {
+	if err := c.Get(ctx, key, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("getting %T %s: %w", obj, key, err)
+	}
+	return true, nil
+}
