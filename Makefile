@@ -30,9 +30,10 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from the API and controller markers.
+manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC (manager, function host) from the API and controller markers.
 	$(CONTROLLER_GEN) rbac:roleName=cairn-manager crd:allowDangerousTypes=false paths="./api/..." paths="./controllers/..." \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=cairn-funchost paths="./dataplane/funchost/hostsync/..." output:rbac:artifacts:config=config/funchost/rbac
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
