@@ -36,6 +36,7 @@ const (
 	ReasonCompiled        = "Compiled"
 	ReasonLoadFailed      = "LoadFailed"
 	ReasonABINotSupported = "ABINotSupported"
+	ReasonDownloadFailed  = "DownloadFailed"
 )
 
 const functionModuleIndex = "function.spec.module.source"
@@ -98,7 +99,7 @@ func keepReady(conds []metav1.Condition) bool {
 		return true
 	}
 	switch ready.Reason {
-	case ReasonLoadFailed, ReasonABINotSupported:
+	case ReasonLoadFailed, ReasonABINotSupported, ReasonDownloadFailed:
 		return true
 	}
 	return false

@@ -11,7 +11,7 @@ import (
 
 // GetIfExists reads key into obj and reports whether it exists: NotFound is an
 // answer (false), any other failure is an error to retry on.
-func GetIfExists(ctx context.Context, c client.Client, key types.NamespacedName, obj client.Object) (bool, error) {
+func GetIfExists(ctx context.Context, c client.Reader, key types.NamespacedName, obj client.Object) (bool, error) {
 	if err := c.Get(ctx, key, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			return false, nil

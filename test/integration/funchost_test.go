@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -114,6 +115,37 @@ func TestFunchostProcess(t *testing.T) {
 		})
 		waitReady(t, ns, "secret", metav1.ConditionTrue, "Compiled", "function host test-host compiled "+digestOf(secret.Data["m"]))
 		expect(t, "/", ns+"/secret", "", http.StatusOK, "from a secret")
+	})
+
+	t.Run("a module from a URL, checked against its pinned sha256", func(t *testing.T) {
+		good, bad := constModule("from a url"), constModule("tampered")
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case "/good.wasm":
+				_, _ = w.Write(good)
+			case "/bad.wasm":
+				_, _ = w.Write(bad)
+			default:
+				http.NotFound(w, r)
+			}
+		}))
+		defer srv.Close()
+		pin := func(path string, module []byte) func(*serverlessv1alpha1.FunctionSpec) {
+			return func(s *serverlessv1alpha1.FunctionSpec) {
+				s.Module = serverlessv1alpha1.ModuleSource{URL: &serverlessv1alpha1.URLModule{URL: srv.URL + path, SHA256: digestOf(module)[len("sha256:"):]}}
+			}
+		}
+		createFunction(t, ns, "from-url", "", "", pin("/good.wasm", good))
+		waitReady(t, ns, "from-url", metav1.ConditionTrue, "Compiled", digestOf(good))
+		expect(t, "/", ns+"/from-url", "", http.StatusOK, "from a url")
+
+		// The server answers with other bytes than the Function pins.
+		createFunction(t, ns, "tampered", "", "", pin("/bad.wasm", good))
+		waitReady(t, ns, "tampered", metav1.ConditionFalse, "LoadFailed", "served "+digestOf(bad)+", but the Function pins "+digestOf(good))
+		expect(t, "/", ns+"/tampered", "", http.StatusNotFound, "not loaded on this host")
+
+		createFunction(t, ns, "missing", "", "", pin("/missing.wasm", good))
+		waitReady(t, ns, "missing", metav1.ConditionFalse, "DownloadFailed", "HTTP 404")
 	})
 
 	t.Run("a new module is served without a restart", func(t *testing.T) {

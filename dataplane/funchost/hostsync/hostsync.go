@@ -5,7 +5,8 @@
 // when they are deleted, and reports compilation on the Function's Ready
 // condition. A Registry serves the loaded Functions over HTTP.
 //
-// Only ConfigMap and Secret modules are loaded so far: URL and OCI modules
+// ConfigMap, Secret and URL modules are loaded (URL modules only when their
+// content matches the pinned sha256); OCI modules
 // are left unloaded (logged, status untouched), and the Command ABI is
 // reported as not supported on Ready.
 package hostsync
@@ -15,13 +16,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"reflect"
 	"strings"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -41,6 +42,10 @@ import (
 // digest first, which triggers a reconcile by itself.
 const mismatchRetry = 2 * time.Second
 
+// downloadRetry is how soon a URL module that could not be fetched is tried
+// again.
+const downloadRetry = 30 * time.Second
+
 // Reconciler loads the cluster's Functions into a Host.
 type Reconciler struct {
 	// Client reads and patches Functions (cached).
@@ -54,6 +59,8 @@ type Reconciler struct {
 	Registry *Registry
 	// HostName names this host in status messages.
 	HostName string
+	// HTTPClient downloads URL modules; nil uses a 60s-timeout client.
+	HTTPClient *http.Client
 
 	mu sync.Mutex
 	// loaded is what serves each Function; failed is the last Load that
@@ -93,10 +100,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, nil
 	}
 	src := fn.Spec.Module
-	if src.ConfigMap == nil && src.Secret == nil {
-		// Not implemented yet: downloading URL modules (and checking their
-		// sha256) and pulling OCI artifacts.
-		log.Info("not loading function: this host only loads modules from ConfigMaps and Secrets so far; URL and OCI modules are not supported yet")
+	if src.OCI != nil {
+		// Not implemented yet: pulling OCI artifacts.
+		log.Info("not loading function: this host loads modules from ConfigMaps, Secrets and URLs; OCI modules are not supported yet")
 		r.unload(ctx, key, "its module source is not supported")
 		return ctrl.Result{}, nil
 	}
@@ -138,13 +144,25 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if problem != "" && src.URL != nil {
+		// A server may be down for a while: say so, and try again later.
+		return ctrl.Result{RequeueAfter: downloadRetry}, r.report(ctx, &fn, digest, func(conds *[]metav1.Condition) {
+			conditions.False(conds, fn.Generation, common.ConditionReady, serverless.ReasonDownloadFailed, problem)
+		})
+	}
 	if problem != "" {
 		// The controller will see it too and clear the digest.
 		log.Info("module not found, waiting for the Function controller", "problem", problem)
 		return ctrl.Result{RequeueAfter: mismatchRetry}, nil
 	}
 	sum := sha256.Sum256(module)
-	if got := "sha256:" + hex.EncodeToString(sum[:]); got != digest {
+	got := "sha256:" + hex.EncodeToString(sum[:])
+	if got != digest && src.URL != nil {
+		// The spec pins the digest, so this is the server's content that
+		// is wrong: refuse it before compiling anything.
+		return ctrl.Result{}, r.loadFailed(ctx, &fn, key, want, fmt.Errorf("%s served %s, but the Function pins %s", src.URL.URL, got, digest))
+	}
+	if got != digest {
 		log.Info("the module changed since the Function controller resolved it; waiting for the new digest", "status", digest, "module", got)
 		return ctrl.Result{RequeueAfter: mismatchRetry}, nil
 	}
@@ -249,14 +267,20 @@ func (r *Reconciler) unload(ctx context.Context, key, why string) {
 	}
 }
 
-// readModule reads a ConfigMap or Secret module. A missing object or key is
-// a problem to wait on, not an error.
+// readModule reads a ConfigMap, Secret or URL module. A missing object or
+// key, or a failed download, is a problem to wait on, not an error.
 func (r *Reconciler) readModule(ctx context.Context, fn *serverlessv1alpha1.Function) (module []byte, problem string, err error) {
 	src := fn.Spec.Module
 	switch {
+	case src.URL != nil:
+		module, err := download(ctx, r.HTTPClient, src.URL.URL)
+		if err != nil {
+			return nil, err.Error(), nil
+		}
+		return module, "", nil
 	case src.ConfigMap != nil:
 		var cm corev1.ConfigMap
-		found, err := getIfExists(ctx, r.Reader, types.NamespacedName{Namespace: fn.Namespace, Name: src.ConfigMap.Name}, &cm)
+		found, err := kube.GetIfExists(ctx, r.Reader, types.NamespacedName{Namespace: fn.Namespace, Name: src.ConfigMap.Name}, &cm)
 		if err != nil || !found {
 			return nil, fmt.Sprintf("ConfigMap %q not found", src.ConfigMap.Name), err
 		}
@@ -269,7 +293,7 @@ func (r *Reconciler) readModule(ctx context.Context, fn *serverlessv1alpha1.Func
 		return nil, fmt.Sprintf("ConfigMap %q has no key %q", src.ConfigMap.Name, src.ConfigMap.Key), nil
 	default:
 		var s corev1.Secret
-		found, err := getIfExists(ctx, r.Reader, types.NamespacedName{Namespace: fn.Namespace, Name: src.Secret.Name}, &s)
+		found, err := kube.GetIfExists(ctx, r.Reader, types.NamespacedName{Namespace: fn.Namespace, Name: src.Secret.Name}, &s)
 		if err != nil || !found {
 			return nil, fmt.Sprintf("Secret %q not found", src.Secret.Name), err
 		}
@@ -320,15 +344,4 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&serverlessv1alpha1.Function{}).
 		Named("funchost").
 		Complete(r)
-}
-
-// getIfExists is kube.GetIfExists for a plain reader.
-func getIfExists(ctx context.Context, c client.Reader, key types.NamespacedName, obj client.Object) (bool, error) {
-	if err := c.Get(ctx, key, obj); err != nil {
-		if apierrors.IsNotFound(err) {
-			return false, nil
-		}
-		return false, fmt.Errorf("getting %T %s: %w", obj, key, err)
-	}
-	return true, nil
 }
