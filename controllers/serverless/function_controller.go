@@ -33,10 +33,9 @@ const (
 	// Reported on Ready by the function hosts (dataplane/funchost/hostsync)
 	// for the digest in status; the controller keeps them until the digest
 	// changes.
-	ReasonCompiled        = "Compiled"
-	ReasonLoadFailed      = "LoadFailed"
-	ReasonABINotSupported = "ABINotSupported"
-	ReasonDownloadFailed  = "DownloadFailed"
+	ReasonCompiled       = "Compiled"
+	ReasonLoadFailed     = "LoadFailed"
+	ReasonDownloadFailed = "DownloadFailed"
 )
 
 const functionModuleIndex = "function.spec.module.source"
@@ -99,7 +98,7 @@ func keepReady(conds []metav1.Condition) bool {
 		return true
 	}
 	switch ready.Reason {
-	case ReasonLoadFailed, ReasonABINotSupported, ReasonDownloadFailed:
+	case ReasonLoadFailed, ReasonDownloadFailed:
 		return true
 	}
 	return false

@@ -37,6 +37,9 @@ type Config struct {
 	Env map[string]string
 	// Isolation selects pooled or per-request instances.
 	Isolation Isolation
+	// ABI is how the guest serves requests: Reactor (the default) or
+	// Command, which requires PerRequest isolation.
+	ABI ABI
 }
 
 // Defaults, matching the Function API.
@@ -77,6 +80,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Isolation != Pooled && c.Isolation != PerRequest {
 		errs = append(errs, fmt.Errorf("unknown isolation %d", c.Isolation))
+	}
+	switch {
+	case c.ABI != Reactor && c.ABI != Command:
+		errs = append(errs, fmt.Errorf("unknown ABI %d", c.ABI))
+	case c.ABI == Command && c.Isolation != PerRequest:
+		errs = append(errs, errors.New("the Command ABI requires PerRequest isolation: a command's instance runs once"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, fmt.Errorf("invalid config: %w", err)

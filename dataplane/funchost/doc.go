@@ -3,7 +3,8 @@
 //
 // A Host owns one long-lived wazero runtime (compiler engine, on-disk
 // compilation cache). Host.Load compiles a module, checks that it implements
-// the reactor ABI below and pre-instantiates a bounded pool of instances;
+// the reactor ABI below (or the Command ABI, see Config.ABI) and
+// pre-instantiates a bounded pool of instances;
 // Function.Invoke runs one request on one instance under a deadline, and
 // Handler serves a Function over HTTP.
 //
@@ -58,4 +59,36 @@
 // An instance that traps, exits, or runs past its deadline is discarded and
 // never serves again. Response headers count towards the response size
 // limit along with the body.
+//
+// # Command ABI
+//
+// With Config.ABI set to Command, a guest is a plain WASI program (a
+// wasip1 "command"): it exports memory and _start, needs no cairn_*
+// exports, and may import only wasi_snapshot_preview1. It requires
+// PerRequest isolation: every request instantiates a fresh instance that
+// runs _start once, so no state survives between requests.
+//
+//	stdin    the request body
+//	stdout   the response body, status 200 and no headers when the
+//	         program exits with code 0 (or returns from _start). Writing
+//	         more than Config.MaxResponseBytes stops the program and fails
+//	         the request with ErrResponseTooLarge.
+//	stderr   logged line by line, attributed to the Function; at most
+//	         64 KiB per request, lines cut at 4 KiB
+//	args     one: the Function's name
+//	env      the variables the Function grants, plus the request's
+//	         metadata, which wins over granted variables of the same name:
+//	           CAIRN_METHOD         the request method
+//	           CAIRN_PATH           the path with its query ("/a?b=c")
+//	           CAIRN_HEADER_<NAME>  each request header, <NAME> uppercased
+//	                                with '-' replaced by '_' (for example
+//	                                CAIRN_HEADER_CONTENT_TYPE); several
+//	                                values are joined by ", "
+//
+// Clocks, randomness and the absence of files are as for reactors. A
+// non-zero exit code fails the request with an *ExitError (ErrExit, which
+// Handler answers with 502 and a generic body; the code is only logged), a
+// program still running at the deadline is stopped with ErrTimeout, and a
+// trap is ErrTrap. Load checks the exports but does not run the program:
+// MinInstances has no effect and MaxInstances bounds concurrent runs.
 package funchost

@@ -40,6 +40,7 @@ type Function struct {
 	compiled    wazero.CompiledModule
 	compileTime time.Duration
 	pool        *pool
+	command     *commandRunner // nil for reactors
 	log         logr.Logger
 
 	closeOnce sync.Once
@@ -73,6 +74,16 @@ func (f *Function) invoke(ctx context.Context, req Request) (Response, error) {
 	in, err := f.pool.get(ctx)
 	if err != nil {
 		return Response{}, f.classify(ctx, err)
+	}
+	if f.command != nil {
+		resp, err := f.command.run(ctx, &req)
+		if putErr := f.pool.put(ctx, in); putErr != nil {
+			f.log.Error(putErr, "releasing a command slot")
+		}
+		if err != nil {
+			return Response{}, f.classifyCommand(ctx, err)
+		}
+		return resp, nil
 	}
 	resp, err := in.serve(ctx, &req, f.cfg.MaxResponseBytes, f.log)
 	if err != nil && !errors.Is(err, ErrResponseTooLarge) {

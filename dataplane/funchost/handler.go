@@ -70,7 +70,7 @@ func StatusCode(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrTimeout):
 		return http.StatusGatewayTimeout
-	case errors.Is(err, ErrResponseTooLarge):
+	case errors.Is(err, ErrResponseTooLarge), errors.Is(err, ErrExit):
 		return http.StatusBadGateway
 	case errors.Is(err, ErrClosed):
 		return http.StatusServiceUnavailable

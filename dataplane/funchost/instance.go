@@ -63,6 +63,9 @@ func (in *instance) writeBody(ctx context.Context, body []byte) (uint32, error) 
 }
 
 func (in *instance) close(ctx context.Context) error {
+	if in.mod == nil {
+		return nil // a Command slot: its module closed when it exited
+	}
 	if err := in.mod.Close(ctx); err != nil {
 		return fmt.Errorf("closing instance: %w", err)
 	}

@@ -15,7 +15,8 @@ import (
 
 // Load compiles a module, checks it implements the reactor ABI and
 // pre-instantiates its pool: at least one instance, which proves the module
-// links and initializes. name identifies the Function in logs.
+// links and initializes. A Command module is only checked: it runs per
+// request. name identifies the Function in logs.
 func (h *Host) Load(ctx context.Context, name string, wasm []byte, cfg Config) (*Function, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -39,10 +40,15 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, cfg Config) (
 		compileTime: time.Since(start),
 		log:         h.log.WithValues("function", name),
 	}
-	if err := checkABI(compiled, cfg.MemoryLimitPages); err != nil {
+	check, create := checkABI, h.instantiator(compiled, cfg)
+	if cfg.ABI == Command {
+		check, create = checkCommand, commandSlot
+		f.command = h.commandRunner(name, compiled, cfg)
+	}
+	if err := check(compiled, cfg.MemoryLimitPages); err != nil {
 		return nil, errors.Join(fmt.Errorf("loading function %q: %w", name, err), compiled.Close(ctx))
 	}
-	f.pool = newPool(h.instantiator(compiled, cfg), cfg.MinInstances, cfg.MaxInstances, cfg.Isolation == Pooled)
+	f.pool = newPool(create, cfg.MinInstances, cfg.MaxInstances, cfg.Isolation == Pooled)
 	if err := f.warm(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("loading function %q: %w", name, err), f.Close(ctx))
 	}

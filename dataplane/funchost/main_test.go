@@ -15,6 +15,7 @@ import (
 // that only the first Host compiles it.
 var (
 	goGuest  []byte
+	cmdGuest []byte
 	cacheDir string
 )
 
@@ -31,6 +32,10 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	cacheDir = filepath.Join(dir, "cache")
 	if goGuest, err = buildGoGuest(filepath.Join(dir, "echo.wasm")); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if cmdGuest, err = buildCommandGuest(filepath.Join(dir, "cmd.wasm")); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

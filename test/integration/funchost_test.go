@@ -173,7 +173,8 @@ func TestFunchostProcess(t *testing.T) {
 		createFunction(t, ns, "command", "hello-module", "hello.wasm", func(s *serverlessv1alpha1.FunctionSpec) {
 			s.ABI, s.Isolation = serverlessv1alpha1.ABICommand, serverlessv1alpha1.IsolationPerRequest
 		})
-		waitReady(t, ns, "command", metav1.ConditionFalse, "ABINotSupported", "do not run the Command ABI yet")
+		// A reactor deployed as a WASI command lacks _start: refused at load.
+		waitReady(t, ns, "command", metav1.ConditionFalse, "LoadFailed", `missing export "_start"`)
 		expect(t, "/", ns+"/command", "", http.StatusNotFound, "not loaded")
 		waitReady(t, ns, "text", metav1.ConditionFalse, "NotWebAssembly", "not a WebAssembly binary")
 		waitReady(t, ns, "empty", metav1.ConditionFalse, "LoadFailed", "function host test-host could not load "+digestOf(bad.BinaryData["empty.wasm"]))

@@ -6,9 +6,9 @@
 // condition. A Registry serves the loaded Functions over HTTP.
 //
 // ConfigMap, Secret and URL modules are loaded (URL modules only when their
-// content matches the pinned sha256); OCI modules
-// are left unloaded (logged, status untouched), and the Command ABI is
-// reported as not supported on Ready.
+// content matches the pinned sha256), with either ABI (Reactor, or Command in
+// PerRequest isolation); OCI modules are left unloaded (logged, status
+// untouched).
 package hostsync
 
 import (
@@ -114,14 +114,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		r.unload(ctx, key, "its module is not resolved")
 		return ctrl.Result{}, nil
 	}
-	if fn.Spec.ABI == serverlessv1alpha1.ABICommand {
-		r.unload(ctx, key, "its ABI is not supported")
-		return ctrl.Result{}, r.report(ctx, &fn, digest, func(conds *[]metav1.Condition) {
-			conditions.False(conds, fn.Generation, common.ConditionReady, serverless.ReasonABINotSupported,
-				// The same text from every host: they do not take turns.
-				"the function hosts do not run the Command ABI yet: use abi Reactor")
-		})
-	}
 	cfg, err := configFor(&fn)
 	if err != nil {
 		return ctrl.Result{}, r.loadFailed(ctx, &fn, key, version{digest: digest}, err)
@@ -145,7 +137,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 	if problem != "" && src.URL != nil {
-		// A server may be down for a while: say so, and try again later.
+		// A server may be down for a while: say so, and try again later;
+		// but never over another host that did compile this digest.
+		if meta.IsStatusConditionTrue(fn.Status.Conditions, common.ConditionReady) {
+			log.Info("download failed; another host serves this digest", "problem", problem)
+			return ctrl.Result{RequeueAfter: downloadRetry}, nil
+		}
 		return ctrl.Result{RequeueAfter: downloadRetry}, r.report(ctx, &fn, digest, func(conds *[]metav1.Condition) {
 			conditions.False(conds, fn.Generation, common.ConditionReady, serverless.ReasonDownloadFailed, problem)
 		})
@@ -323,6 +320,9 @@ func configFor(fn *serverlessv1alpha1.Function) (funchost.Config, error) {
 	}
 	if s.Isolation == serverlessv1alpha1.IsolationPerRequest {
 		cfg.Isolation = funchost.PerRequest
+	}
+	if s.ABI == serverlessv1alpha1.ABICommand {
+		cfg.ABI = funchost.Command
 	}
 	if len(s.Env) > 0 {
 		cfg.Env = make(map[string]string, len(s.Env))

@@ -142,6 +142,10 @@ func TestConfigFor(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("configFor = %+v, want %+v", got, want)
 	}
+	fn.Spec.ABI = serverlessv1alpha1.ABICommand
+	if got, err := configFor(fn); err != nil || got.ABI != funchost.Command {
+		t.Errorf("abi Command: configFor = %+v, %v, want ABI Command", got, err)
+	}
 	fn.Spec.Limits.Timeout = "soon"
 	if _, err := configFor(fn); err == nil || !strings.Contains(err.Error(), `limits.timeout "soon"`) {
 		t.Errorf("bad timeout: %v", err)
