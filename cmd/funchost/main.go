@@ -20,7 +20,6 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -28,6 +27,7 @@ import (
 	serverlessv1alpha1 "github.com/cairn-platform/cairn/api/serverless/v1alpha1"
 	"github.com/cairn-platform/cairn/dataplane/funchost"
 	"github.com/cairn-platform/cairn/dataplane/funchost/hostsync"
+	"github.com/cairn-platform/cairn/internal/kube"
 	"github.com/cairn-platform/cairn/internal/telemetry"
 	"github.com/cairn-platform/cairn/internal/version"
 )
@@ -156,19 +156,13 @@ func run(ctx context.Context, o options) (err error) {
 	if err := mgr.Add(srv); err != nil {
 		return fmt.Errorf("adding the HTTP server: %w", err)
 	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return fmt.Errorf("adding health check: %w", err)
-	}
-	if err := mgr.AddReadyzCheck("readyz", func(req *http.Request) error {
-		if !mgr.GetCache().WaitForCacheSync(req.Context()) {
-			return errors.New("informer caches have not synced")
-		}
+	if err := kube.AddProbes(mgr, func() error {
 		if !srv.listening() {
 			return errors.New("not serving HTTP yet")
 		}
 		return nil
 	}); err != nil {
-		return fmt.Errorf("adding ready check: %w", err)
+		return err
 	}
 
 	log.Info("starting")

@@ -4,17 +4,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"strconv"
 
 	"google.golang.org/grpc"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -24,6 +21,7 @@ import (
 	"github.com/cairn-platform/cairn/dataplane/authz"
 	xdsserver "github.com/cairn-platform/cairn/dataplane/xds/server"
 	"github.com/cairn-platform/cairn/dataplane/xds/translate"
+	"github.com/cairn-platform/cairn/internal/kube"
 	"github.com/cairn-platform/cairn/internal/telemetry"
 	"github.com/cairn-platform/cairn/internal/version"
 )
@@ -138,18 +136,8 @@ func run(ctx context.Context, o options) error {
 	if err := controllers.SetupAll(mgr, ctrlCfg); err != nil {
 		return err
 	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return fmt.Errorf("adding health check: %w", err)
-	}
-	// Ready once the informer caches have synced: before that, reconcilers
-	// would act on an empty view of the cluster.
-	if err := mgr.AddReadyzCheck("readyz", func(req *http.Request) error {
-		if !mgr.GetCache().WaitForCacheSync(req.Context()) {
-			return errors.New("informer caches have not synced")
-		}
-		return nil
-	}); err != nil {
-		return fmt.Errorf("adding ready check: %w", err)
+	if err := kube.AddProbes(mgr); err != nil {
+		return err
 	}
 
 	log.Info("starting controllers")
