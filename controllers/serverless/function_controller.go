@@ -12,13 +12,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	common "github.com/cairn-platform/cairn/api/common/v1alpha1"
 	serverlessv1alpha1 "github.com/cairn-platform/cairn/api/serverless/v1alpha1"
+	"github.com/cairn-platform/cairn/dataplane/funchost/source"
 	"github.com/cairn-platform/cairn/internal/conditions"
 	"github.com/cairn-platform/cairn/internal/kube"
 	"github.com/cairn-platform/cairn/internal/telemetry"
@@ -120,47 +120,16 @@ func notCompiledMessage(fn *serverlessv1alpha1.Function, digest string) string {
 // verified by the host on download; OCI modules are resolved by the host.
 func (r *FunctionReconciler) resolveModule(ctx context.Context, fn *serverlessv1alpha1.Function) (digest string, size int64, reason, problem string, err error) {
 	src := fn.Spec.Module
-	key := func(name string) types.NamespacedName {
-		return types.NamespacedName{Namespace: fn.Namespace, Name: name}
-	}
-	var module []byte
-	switch {
-	case src.ConfigMap != nil:
-		var cm corev1.ConfigMap
-		found, err := kube.GetIfExists(ctx, r.Client, key(src.ConfigMap.Name), &cm)
-		if err != nil {
-			return "", 0, "", "", err
-		}
-		if !found {
-			return "", 0, ReasonModuleNotFound, fmt.Sprintf("module ConfigMap %q not found", src.ConfigMap.Name), nil
-		}
-		// kubectl create configmap --from-file puts valid UTF-8 files (tiny
-		// modules can be) in data, the rest in binaryData.
-		var ok bool
-		if module, ok = cm.BinaryData[src.ConfigMap.Key]; !ok {
-			var text string
-			if text, ok = cm.Data[src.ConfigMap.Key]; !ok {
-				return "", 0, ReasonModuleNotFound, fmt.Sprintf("ConfigMap %q has no key %q", src.ConfigMap.Name, src.ConfigMap.Key), nil
-			}
-			module = []byte(text)
-		}
-	case src.Secret != nil:
-		var s corev1.Secret
-		found, err := kube.GetIfExists(ctx, r.Client, key(src.Secret.Name), &s)
-		if err != nil {
-			return "", 0, "", "", err
-		}
-		var ok bool
-		if found {
-			module, ok = s.Data[src.Secret.Key]
-		}
-		if !ok {
-			return "", 0, ReasonModuleNotFound, fmt.Sprintf("module Secret %q not found or has no key %q", src.Secret.Name, src.Secret.Key), nil
-		}
-	case src.URL != nil:
+	if src.URL != nil {
+		// Pinned by the spec; the hosts check the download against it.
 		return "sha256:" + src.URL.SHA256, 0, "", "", nil
-	default:
+	}
+	if src.OCI != nil {
 		return "", 0, "", "", nil
+	}
+	module, problem, err := source.Read(ctx, r.Client, nil, fn.Namespace, src)
+	if err != nil || problem != "" {
+		return "", 0, ReasonModuleNotFound, problem, err
 	}
 	if !bytes.HasPrefix(module, wasmHeader) {
 		return "", 0, ReasonNotWasm, fmt.Sprintf("the module (%d bytes) is not a WebAssembly binary: it does not start with \\0asm version 1", len(module)), nil

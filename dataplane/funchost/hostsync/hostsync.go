@@ -22,10 +22,8 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -33,6 +31,7 @@ import (
 	serverlessv1alpha1 "github.com/cairn-platform/cairn/api/serverless/v1alpha1"
 	"github.com/cairn-platform/cairn/controllers/serverless"
 	"github.com/cairn-platform/cairn/dataplane/funchost"
+	"github.com/cairn-platform/cairn/dataplane/funchost/source"
 	"github.com/cairn-platform/cairn/internal/conditions"
 	"github.com/cairn-platform/cairn/internal/kube"
 )
@@ -132,7 +131,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, r.reportFailed(ctx, &fn, failed)
 	}
 
-	module, problem, err := r.readModule(ctx, &fn)
+	module, problem, err := source.Read(ctx, r.Reader, r.HTTPClient, fn.Namespace, fn.Spec.Module)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -261,43 +260,6 @@ func (r *Reconciler) unload(ctx context.Context, key, why string) {
 	r.mu.Unlock()
 	if r.Registry.Remove(ctx, key) {
 		ctrl.LoggerFrom(ctx).Info("stopped serving function", "reason", why)
-	}
-}
-
-// readModule reads a ConfigMap, Secret or URL module. A missing object or
-// key, or a failed download, is a problem to wait on, not an error.
-func (r *Reconciler) readModule(ctx context.Context, fn *serverlessv1alpha1.Function) (module []byte, problem string, err error) {
-	src := fn.Spec.Module
-	switch {
-	case src.URL != nil:
-		module, err := download(ctx, r.HTTPClient, src.URL.URL)
-		if err != nil {
-			return nil, err.Error(), nil
-		}
-		return module, "", nil
-	case src.ConfigMap != nil:
-		var cm corev1.ConfigMap
-		found, err := kube.GetIfExists(ctx, r.Reader, types.NamespacedName{Namespace: fn.Namespace, Name: src.ConfigMap.Name}, &cm)
-		if err != nil || !found {
-			return nil, fmt.Sprintf("ConfigMap %q not found", src.ConfigMap.Name), err
-		}
-		if b, ok := cm.BinaryData[src.ConfigMap.Key]; ok {
-			return b, "", nil
-		}
-		if s, ok := cm.Data[src.ConfigMap.Key]; ok {
-			return []byte(s), "", nil
-		}
-		return nil, fmt.Sprintf("ConfigMap %q has no key %q", src.ConfigMap.Name, src.ConfigMap.Key), nil
-	default:
-		var s corev1.Secret
-		found, err := kube.GetIfExists(ctx, r.Reader, types.NamespacedName{Namespace: fn.Namespace, Name: src.Secret.Name}, &s)
-		if err != nil || !found {
-			return nil, fmt.Sprintf("Secret %q not found", src.Secret.Name), err
-		}
-		if b, ok := s.Data[src.Secret.Key]; ok {
-			return b, "", nil
-		}
-		return nil, fmt.Sprintf("Secret %q has no key %q", src.Secret.Name, src.Secret.Key), nil
 	}
 }
 

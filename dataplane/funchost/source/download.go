@@ -1,4 +1,4 @@
-package hostsync
+package source
 
 import (
 	"context"
