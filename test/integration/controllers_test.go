@@ -9,15 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr/testr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/cairn-platform/cairn/controllers"
 	xdsserver "github.com/cairn-platform/cairn/dataplane/xds/server"
@@ -27,28 +23,8 @@ import (
 // startManager runs every controller in-process until the test ends.
 func startManager(t *testing.T) {
 	t.Helper()
-	e := requireEnv(t)
-	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
-		Scheme:                 controllers.NewScheme(),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             ctrlConfigSkipNameValidation(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := controllers.SetupAll(mgr, controllers.Config{XDS: xdsserver.New(testr.New(t))}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	})
+	requireEnv(t)
+	runManager(t, controllers.Config{XDS: xdsserver.New(testLogger(t))})
 }
 
 func newNamespace(t *testing.T) string {
@@ -89,12 +65,6 @@ func waitAccepted(t *testing.T, obj client.Object, conds *[]metav1.Condition, st
 		}
 		return nil
 	})
-}
-
-func ctrlConfigSkipNameValidation() ctrlconfig.Controller {
-	skip := true
-	// Each test starts its own manager with the same controller names.
-	return ctrlconfig.Controller{SkipNameValidation: &skip}
 }
 
 func TestControllersReportRuntimeProblems(t *testing.T) {

@@ -9,16 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr/testr"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	gatewayv1alpha1 "github.com/cairn-platform/cairn/api/gateway/v1alpha1"
 	"github.com/cairn-platform/cairn/controllers"
@@ -30,20 +26,8 @@ import (
 // loopback port and returns its address and the server.
 func startGatewayManager(tb testing.TB) (string, *xdsserver.Server) {
 	tb.Helper()
-	skip := true
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:                 controllers.NewScheme(),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             ctrlconfig.Controller{SkipNameValidation: &skip},
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	xdsSrv := xdsserver.New(testr.New(&testing.T{}))
-	if err := controllers.SetupAll(mgr, controllers.Config{XDS: xdsSrv}); err != nil {
-		tb.Fatal(err)
-	}
+	xdsSrv := xdsserver.New(testLogger(tb))
+	runManager(tb, controllers.Config{XDS: xdsSrv})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -51,15 +35,12 @@ func startGatewayManager(tb testing.TB) (string, *xdsserver.Server) {
 	addr := lis.Addr().String()
 	_ = lis.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 2)
-	go func() { done <- mgr.Start(ctx) }()
+	done := make(chan error, 1)
 	go func() { done <- xdsSrv.Serve(ctx, addr) }()
 	tb.Cleanup(func() {
 		cancel()
-		for i := 0; i < 2; i++ {
-			if err := <-done; err != nil {
-				tb.Errorf("manager or xDS server: %v", err)
-			}
+		if err := <-done; err != nil {
+			tb.Errorf("xDS server: %v", err)
 		}
 	})
 	return addr, xdsSrv

@@ -10,6 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-platform/cairn/controllers"
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/testr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
 	"github.com/cairn-platform/cairn/internal/testenv"
 )
 
@@ -60,3 +67,35 @@ func eventually(t *testing.T, timeout time.Duration, cond func(context.Context) 
 		}
 	}
 }
+
+// runManager runs the Cairn controllers in-process against the test API
+// server until the test ends. Metrics and probes are off; controller names
+// may repeat, since every test starts its own manager.
+func runManager(tb testing.TB, cfg controllers.Config) {
+	tb.Helper()
+	skip := true
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:                 controllers.NewScheme(),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Controller:             ctrlconfig.Controller{SkipNameValidation: &skip},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := controllers.SetupAll(mgr, cfg); err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("manager: %v", err)
+		}
+	})
+}
+
+// testLogger logs through tb, which may be a benchmark.
+func testLogger(tb testing.TB) logr.Logger { return testr.NewWithInterface(tb, testr.Options{}) }
