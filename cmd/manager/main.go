@@ -21,6 +21,7 @@ import (
 	"github.com/cairn-platform/cairn/dataplane/authz"
 	xdsserver "github.com/cairn-platform/cairn/dataplane/xds/server"
 	"github.com/cairn-platform/cairn/dataplane/xds/translate"
+	"github.com/cairn-platform/cairn/internal/grpcserve"
 	"github.com/cairn-platform/cairn/internal/kube"
 	"github.com/cairn-platform/cairn/internal/telemetry"
 	"github.com/cairn-platform/cairn/internal/version"
@@ -191,18 +192,10 @@ type grpcRunnable struct {
 }
 
 func (g grpcRunnable) Start(ctx context.Context) error {
-	lis, err := net.Listen("tcp", g.addr)
-	if err != nil {
-		return fmt.Errorf("listening for %s on %s: %w", g.name, g.addr, err)
-	}
 	srv := grpc.NewServer()
 	g.register(srv)
-	ctrl.Log.WithName(g.name).Info("serving", "address", lis.Addr().String())
-	go func() {
-		<-ctx.Done()
-		srv.GracefulStop()
-	}()
-	return srv.Serve(lis)
+	ctrl.Log.WithName(g.name).Info("serving", "address", g.addr)
+	return grpcserve.Serve(ctx, g.name, g.addr, srv)
 }
 
 func (grpcRunnable) NeedLeaderElection() bool { return false }

@@ -7,7 +7,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"net"
 	"regexp"
 	"sort"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/cairn-platform/cairn/dataplane/xds/translate"
+	"github.com/cairn-platform/cairn/internal/grpcserve"
 )
 
 // Server holds the snapshots of every connected proxy.
@@ -361,10 +361,6 @@ func (s *Server) notify(gateway string) {
 
 // Serve answers xDS on addr until ctx ends, then stops gracefully.
 func (s *Server) Serve(ctx context.Context, addr string) error {
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listening for xDS on %s: %w", addr, err)
-	}
 	g := grpc.NewServer(
 		// Proxies keep one long-lived stream; detect dead peers, and allow
 		// their keepalives without treating them as abuse.
@@ -373,17 +369,6 @@ func (s *Server) Serve(ctx context.Context, addr string) error {
 		grpc.MaxConcurrentStreams(100000),
 	)
 	s.Register(g)
-	s.log.Info("serving xDS", "address", lis.Addr().String())
-	go func() {
-		<-ctx.Done()
-		// Proxies hold their streams open forever: give in-flight responses
-		// a moment, then cut the streams so shutdown does not hang.
-		force := time.AfterFunc(5*time.Second, g.Stop)
-		g.GracefulStop()
-		force.Stop()
-	}()
-	if err := g.Serve(lis); err != nil {
-		return fmt.Errorf("serving xDS: %w", err)
-	}
-	return nil
+	s.log.Info("serving xDS", "address", addr)
+	return grpcserve.Serve(ctx, "xDS", addr, g)
 }
