@@ -3,6 +3,7 @@ package controllers
 
 import (
 	"fmt"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -45,6 +46,9 @@ type Config struct {
 	Gateway translate.Options
 	// Authz, when set, is kept in sync with the AuthPolicies' introspection.
 	Authz *authz.Server
+	// OCIPollInterval is how often Functions' OCI tags are resolved again;
+	// zero means serverless.DefaultOCIPollInterval.
+	OCIPollInterval time.Duration
 }
 
 // SetupAll registers the Cairn reconcilers with mgr.
@@ -62,7 +66,7 @@ func SetupAll(mgr ctrl.Manager, cfg Config) error {
 		"GitRepo":    &gitops.GitRepoReconciler{Client: c, Recorder: recorder},
 		"EdgeDevice": &edge.EdgeDeviceReconciler{Client: c, Recorder: recorder},
 		"Firmware":   &edge.FirmwareReconciler{Client: c, Recorder: recorder},
-		"Function":   &serverless.FunctionReconciler{Client: c, Recorder: recorder},
+		"Function":   &serverless.FunctionReconciler{Client: c, Recorder: recorder, OCIPollInterval: cfg.OCIPollInterval},
 	}
 	if cfg.Authz != nil {
 		reconcilers["AuthzSync"] = &gateway.AuthzSyncReconciler{Client: c, Authz: cfg.Authz}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"time"
 
 	"google.golang.org/grpc"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -18,6 +19,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/cairn-platform/cairn/controllers"
+	"github.com/cairn-platform/cairn/controllers/serverless"
 	"github.com/cairn-platform/cairn/dataplane/authz"
 	xdsserver "github.com/cairn-platform/cairn/dataplane/xds/server"
 	"github.com/cairn-platform/cairn/dataplane/xds/translate"
@@ -41,6 +43,7 @@ type options struct {
 	authzBindAddr    string
 	listenerPort     uint
 	functionHostAddr string
+	ociPollInterval  time.Duration
 	authzAddr        string
 	tracingAddr      string
 	tracingPercent   float64
@@ -60,6 +63,7 @@ func main() {
 	flag.StringVar(&o.authzBindAddr, "authz-bind-address", ":18001", "Address of the ext_authz gRPC service (OAuth2 introspection for AuthPolicies); empty disables it.")
 	flag.UintVar(&o.listenerPort, "gateway-listener-port", 10080, "Port of the HTTP listener sent to Envoy gateways.")
 	flag.StringVar(&o.functionHostAddr, "function-host-address", "", "host:port of the function hosts, for Routes to Functions; empty leaves such Routes unaccepted.")
+	flag.DurationVar(&o.ociPollInterval, "oci-poll-interval", serverless.DefaultOCIPollInterval, "How often the OCI tags of Functions' modules are resolved again.")
 	flag.StringVar(&o.authzAddr, "authz-address", "", "host:port of the ext_authz service, for AuthPolicies with oauth2Introspection.")
 	flag.StringVar(&o.tracingAddr, "gateway-tracing-address", "", "host:port of an OTLP/gRPC collector that Envoy gateways send spans to; empty disables gateway tracing.")
 	flag.Float64Var(&o.tracingPercent, "gateway-tracing-sample-percent", 1, "Percentage of gateway requests traced.")
@@ -123,7 +127,7 @@ func run(ctx context.Context, o options) error {
 	if err := mgr.Add(xdsRunnable{xds, o.xdsAddr}); err != nil {
 		return fmt.Errorf("adding xDS server: %w", err)
 	}
-	ctrlCfg := controllers.Config{XDS: xds, Gateway: gatewayOpts}
+	ctrlCfg := controllers.Config{XDS: xds, Gateway: gatewayOpts, OCIPollInterval: o.ociPollInterval}
 	if o.authzBindAddr != "" {
 		authzSrv, err := authz.New(authz.WithLogger(ctrl.Log.WithName("authz")), authz.WithRegisterer(ctrlmetrics.Registry))
 		if err != nil {

@@ -4,10 +4,14 @@ package serverless
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -30,6 +34,9 @@ const (
 	ReasonModuleNotFound = "ModuleNotFound"
 	ReasonNotWasm        = "NotWebAssembly"
 	ReasonNotCompiled    = "NotCompiled"
+	// ReasonPullFailed: the registry of an OCI module failed or refused;
+	// retried.
+	ReasonPullFailed = "PullFailed"
 	// Reported on Ready by the function hosts (dataplane/funchost/hostsync)
 	// for the digest in status; the controller keeps them until the digest
 	// changes.
@@ -43,10 +50,30 @@ const functionModuleIndex = "function.spec.module.source"
 // wasmHeader is the magic number and version 1 that start every binary module.
 var wasmHeader = []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
 
+// Defaults for the retry and polling of OCI modules.
+const (
+	DefaultOCIPollInterval = 5 * time.Minute
+	pullRetry              = 30 * time.Second
+)
+
 // FunctionReconciler resolves a Function's module and records its digest.
 type FunctionReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
+	// OCIPollInterval is how often an OCI module referenced by tag is
+	// resolved again to follow the tag; zero means DefaultOCIPollInterval.
+	OCIPollInterval time.Duration
+}
+
+// resolution is what the controller learnt of a Function's module.
+type resolution struct {
+	digest   string
+	size     int64
+	artifact string
+	// reason and problem say why the module cannot be used.
+	reason, problem string
+	// requeue asks to resolve again: a tag to follow or a registry to retry.
+	requeue time.Duration
 }
 
 // +kubebuilder:rbac:groups=serverless.cairn.dev,resources=functions,verbs=get;list;watch
@@ -63,27 +90,27 @@ func (r *FunctionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	gen := fn.Generation
 	conds := &fn.Status.Conditions
 
-	digest, size, reason, problem, err := r.resolveModule(ctx, &fn)
+	res, err := r.resolveModule(ctx, &fn)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if problem != "" {
-		conditions.False(conds, gen, common.ConditionAccepted, reason, problem)
-		conditions.False(conds, gen, common.ConditionReady, reason, problem)
-		fn.Status.Digest, fn.Status.Size, fn.Status.CompileTime = "", 0, nil
+	if res.problem != "" {
+		conditions.False(conds, gen, common.ConditionAccepted, res.reason, res.problem)
+		conditions.False(conds, gen, common.ConditionReady, res.reason, res.problem)
+		fn.Status.Digest, fn.Status.Size, fn.Status.Artifact, fn.Status.CompileTime = "", 0, "", nil
 		if conditions.IsTrue(base.Status.Conditions, common.ConditionAccepted) || base.Status.ObservedGeneration != gen {
-			kube.Warn(r.Recorder, &fn, reason, "Resolve", problem)
+			kube.Warn(r.Recorder, &fn, res.reason, "Resolve", res.problem)
 		}
 	} else {
 		conditions.True(conds, gen, common.ConditionAccepted, ReasonAccepted, "the module source resolves")
-		if digest != fn.Status.Digest || !keepReady(*conds) {
+		if res.digest != fn.Status.Digest || !keepReady(*conds) {
 			fn.Status.CompileTime = nil
-			conditions.False(conds, gen, common.ConditionReady, ReasonNotCompiled, notCompiledMessage(&fn, digest))
+			conditions.False(conds, gen, common.ConditionReady, ReasonNotCompiled, notCompiledMessage(&fn, res.digest))
 		}
-		fn.Status.Digest, fn.Status.Size = digest, size
+		fn.Status.Digest, fn.Status.Size, fn.Status.Artifact = res.digest, res.size, res.artifact
 	}
 	fn.Status.ObservedGeneration = gen
-	return ctrl.Result{}, kube.PatchStatus(ctx, r.Client, &fn, base)
+	return ctrl.Result{RequeueAfter: res.requeue}, kube.PatchStatus(ctx, r.Client, &fn, base)
 }
 
 // keepReady tells whether Ready, for an unchanged digest, is left as it is:
@@ -115,27 +142,73 @@ func notCompiledMessage(fn *serverlessv1alpha1.Function, digest string) string {
 	return fmt.Sprintf("waiting for edge agents to compile %s", what)
 }
 
-// resolveModule returns the module's digest ("sha256:…") and size when the
-// controller can know them. URL modules are pinned by the spec's sha256 and
-// verified by the host on download; OCI modules are resolved by the host.
-func (r *FunctionReconciler) resolveModule(ctx context.Context, fn *serverlessv1alpha1.Function) (digest string, size int64, reason, problem string, err error) {
+// resolveModule finds the module's digest ("sha256:…") and size. URL
+// modules are pinned by the spec's sha256 and verified by the hosts on
+// download; ConfigMap, Secret and OCI modules are read and checked here.
+func (r *FunctionReconciler) resolveModule(ctx context.Context, fn *serverlessv1alpha1.Function) (resolution, error) {
 	src := fn.Spec.Module
-	if src.URL != nil {
-		// Pinned by the spec; the hosts check the download against it.
-		return "sha256:" + src.URL.SHA256, 0, "", "", nil
-	}
-	if src.OCI != nil {
-		return "", 0, "", "", nil
+	switch {
+	case src.URL != nil:
+		return resolution{digest: "sha256:" + src.URL.SHA256}, nil
+	case src.OCI != nil:
+		return r.resolveOCI(ctx, fn)
 	}
 	module, problem, err := source.Read(ctx, r.Client, nil, fn.Namespace, src)
 	if err != nil || problem != "" {
-		return "", 0, ReasonModuleNotFound, problem, err
+		return resolution{reason: ReasonModuleNotFound, problem: problem}, err
 	}
-	if !bytes.HasPrefix(module, wasmHeader) {
-		return "", 0, ReasonNotWasm, fmt.Sprintf("the module (%d bytes) is not a WebAssembly binary: it does not start with \\0asm version 1", len(module)), nil
+	if problem := checkWasm(module); problem != "" {
+		return resolution{reason: ReasonNotWasm, problem: problem}, nil
 	}
 	sum := sha256.Sum256(module)
-	return "sha256:" + hex.EncodeToString(sum[:]), int64(len(module)), "", "", nil
+	return resolution{digest: "sha256:" + hex.EncodeToString(sum[:]), size: int64(len(module))}, nil
+}
+
+// resolveOCI follows an OCI reference to its module layer. The layer is
+// pulled and checked only when its digest is new; a tag is polled again.
+func (r *FunctionReconciler) resolveOCI(ctx context.Context, fn *serverlessv1alpha1.Function) (resolution, error) {
+	oci := fn.Spec.Module.OCI
+	var poll time.Duration
+	if !strings.Contains(oci.Ref, "@") {
+		poll = cmp.Or(r.OCIPollInterval, DefaultOCIPollInterval)
+	}
+	failed := func(err error) (resolution, error) {
+		var p *source.OCIProblem
+		if !errors.As(err, &p) {
+			return resolution{}, err
+		}
+		switch {
+		case p.NotFound:
+			return resolution{reason: ReasonModuleNotFound, problem: p.Message, requeue: poll}, nil
+		case p.Invalid:
+			return resolution{reason: ReasonNotWasm, problem: p.Message, requeue: poll}, nil
+		}
+		return resolution{reason: ReasonPullFailed, problem: p.Message, requeue: pullRetry}, nil
+	}
+	m, err := source.ResolveOCI(ctx, r.Client, nil, fn.Namespace, oci)
+	if err != nil {
+		return failed(err)
+	}
+	res := resolution{digest: m.Digest, size: m.Size, artifact: m.Manifest, requeue: poll}
+	if m.Digest == fn.Status.Digest {
+		return res, nil
+	}
+	module, err := source.PullOCI(ctx, r.Client, nil, fn.Namespace, oci, m.Digest)
+	if err != nil {
+		return failed(err)
+	}
+	if problem := checkWasm(module); problem != "" {
+		return resolution{reason: ReasonNotWasm, problem: problem, requeue: poll}, nil
+	}
+	return res, nil
+}
+
+// checkWasm returns why module is not a WebAssembly binary, or "".
+func checkWasm(module []byte) string {
+	if bytes.HasPrefix(module, wasmHeader) {
+		return ""
+	}
+	return fmt.Sprintf("the module (%d bytes) is not a WebAssembly binary: it does not start with \\0asm version 1", len(module))
 }
 
 // SetupWithManager registers the reconciler; a Function is re-resolved when
@@ -148,6 +221,8 @@ func (r *FunctionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return []string{m.ConfigMap.Name}
 		case m.Secret != nil:
 			return []string{m.Secret.Name}
+		case m.OCI != nil && m.OCI.PullSecretRef != nil:
+			return []string{m.OCI.PullSecretRef.Name}
 		}
 		return nil
 	}); err != nil {

@@ -44,7 +44,7 @@ func newFnCommand(f *factory, streams genericiooptions.IOStreams) *cobra.Command
 		Short: "Manage serverless Functions",
 		Long:  "Manage serverless Functions: WebAssembly modules run by Cairn function hosts.",
 	}
-	cmd.AddCommand(newFnDeployCommand(f, streams))
+	cmd.AddCommand(newFnDeployCommand(f, streams), newFnPushCommand(streams))
 	return cmd
 }
 

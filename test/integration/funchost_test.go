@@ -3,8 +3,10 @@ package integration
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"io"
+	"log"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +26,17 @@ import (
 
 	common "github.com/cairn-platform/cairn/api/common/v1alpha1"
 	serverlessv1alpha1 "github.com/cairn-platform/cairn/api/serverless/v1alpha1"
+	"github.com/cairn-platform/cairn/controllers"
+	"github.com/cairn-platform/cairn/dataplane/funchost/source"
+	xdsserver "github.com/cairn-platform/cairn/dataplane/xds/server"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // TestFunchostProcess runs the real cmd/funchost binary next to the
@@ -36,7 +49,8 @@ import (
 // (about 2.5 MB) do not fit in a ConfigMap, whose data is capped at 1 MiB.
 func TestFunchostProcess(t *testing.T) {
 	e := requireEnv(t)
-	startManager(t)
+	// Tags of OCI modules are followed within a second.
+	runManager(t, controllers.Config{XDS: xdsserver.New(testLogger(t)), OCIPollInterval: time.Second})
 	ctx := context.Background()
 	dir := t.TempDir()
 
@@ -146,6 +160,86 @@ func TestFunchostProcess(t *testing.T) {
 
 		createFunction(t, ns, "missing", "", "", pin("/missing.wasm", good))
 		waitReady(t, ns, "missing", metav1.ConditionFalse, "DownloadFailed", "HTTP 404")
+	})
+
+	t.Run("a module from an OCI registry, pulled with a Secret, following its tag", func(t *testing.T) {
+		const user, password = "puller", "s3cret"
+		reg := httptest.NewServer(basicAuth(user, password, registry.New(registry.Logger(log.New(io.Discard, "", 0)))))
+		defer reg.Close()
+		host := strings.TrimPrefix(reg.URL, "http://")
+		creds := authn.FromConfig(authn.AuthConfig{Username: user, Password: password})
+		push := func(t *testing.T, repo string, module []byte) string {
+			t.Helper()
+			ref, err := source.PushOCI(ctx, host+repo, module, creds, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ref
+		}
+		dockerConfig := fmt.Sprintf(`{"auths":{"http://%s":{"auth":"%s"}}}`, host, base64.StdEncoding.EncodeToString([]byte(user+":"+password)))
+		pullSecret := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "registry"},
+			Type:       corev1.SecretTypeDockerConfigJson,
+			Data:       map[string][]byte{corev1.DockerConfigJsonKey: []byte(dockerConfig)},
+		}
+		if err := e.Client.Create(ctx, pullSecret); err != nil {
+			t.Fatal(err)
+		}
+		fromOCI := func(ref string, withSecret bool) func(*serverlessv1alpha1.FunctionSpec) {
+			return func(s *serverlessv1alpha1.FunctionSpec) {
+				s.Module = serverlessv1alpha1.ModuleSource{OCI: &serverlessv1alpha1.OCIModule{Ref: ref, Insecure: true}}
+				if withSecret {
+					s.Module.OCI.PullSecretRef = &common.LocalObjectReference{Name: "registry"}
+				}
+			}
+		}
+
+		v1, v2 := constModule("from oci v1"), constModule("from oci v2")
+		artifact := push(t, "/fn/greeter:stable", v1)
+		createFunction(t, ns, "from-oci", "", "", fromOCI(host+"/fn/greeter:stable", true))
+		waitReady(t, ns, "from-oci", metav1.ConditionTrue, "Compiled", digestOf(v1))
+		expect(t, "/", ns+"/from-oci", "", http.StatusOK, "from oci v1")
+		var fn serverlessv1alpha1.Function
+		if err := e.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "from-oci"}, &fn); err != nil {
+			t.Fatal(err)
+		}
+		if fn.Status.Artifact != artifact || fn.Status.Size != int64(len(v1)) {
+			t.Fatalf("status artifact %q size %d; want %q size %d", fn.Status.Artifact, fn.Status.Size, artifact, len(v1))
+		}
+
+		// The tag moves: the next poll resolves it, the host pulls and serves it.
+		push(t, "/fn/greeter:stable", v2)
+		waitReady(t, ns, "from-oci", metav1.ConditionTrue, "Compiled", digestOf(v2))
+		expect(t, "/", ns+"/from-oci", "", http.StatusOK, "from oci v2")
+
+		// Pinned by digest, the old artifact keeps serving v1.
+		createFunction(t, ns, "pinned", "", "", fromOCI(artifact, true))
+		waitReady(t, ns, "pinned", metav1.ConditionTrue, "Compiled", digestOf(v1))
+		expect(t, "/", ns+"/pinned", "", http.StatusOK, "from oci v1")
+
+		createFunction(t, ns, "no-credentials", "", "", fromOCI(host+"/fn/greeter:stable", false))
+		waitReady(t, ns, "no-credentials", metav1.ConditionFalse, "PullFailed", "refused to serve")
+		createFunction(t, ns, "no-tag", "", "", fromOCI(host+"/fn/greeter:nope", true))
+		waitReady(t, ns, "no-tag", metav1.ConditionFalse, "ModuleNotFound", "not found in the registry")
+
+		// An ordinary image (a tar layer) is not a wasm artifact.
+		img, err := mutate.AppendLayers(empty.Image, static.NewLayer([]byte("not a module"), types.OCILayer))
+		if err != nil {
+			t.Fatal(err)
+		}
+		imageRef, err := name.ParseReference(host + "/app/server:v1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(imageRef, img, remote.WithAuth(creds)); err != nil {
+			t.Fatal(err)
+		}
+		createFunction(t, ns, "an-image", "", "", fromOCI(host+"/app/server:v1", true))
+		waitReady(t, ns, "an-image", metav1.ConditionFalse, "NotWebAssembly", "must hold exactly one WebAssembly layer")
+		push(t, "/fn/text:v1", []byte("hello, not wasm"))
+		createFunction(t, ns, "not-wasm", "", "", fromOCI(host+"/fn/text:v1", true))
+		waitReady(t, ns, "not-wasm", metav1.ConditionFalse, "NotWebAssembly", "not a WebAssembly binary")
+		expect(t, "/", ns+"/from-oci", "", http.StatusOK, "from oci v2")
 	})
 
 	t.Run("a new module is served without a restart", func(t *testing.T) {
@@ -499,4 +593,18 @@ func sleb64(b []byte, v int64) []byte {
 		}
 		b = append(b, c|0x80)
 	}
+}
+
+// basicAuth guards next with HTTP basic authentication, as private
+// registries do.
+func basicAuth(user, password string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, ok := r.BasicAuth()
+		if !ok || u != user || p != password {
+			w.Header().Set("WWW-Authenticate", `Basic realm="registry"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -240,6 +240,11 @@ type FunctionStatus struct {
 	// +optional
 	Size int64 `json:"size,omitempty"`
 
+	// Artifact is the OCI manifest an oci module was resolved from,
+	// "registry/repository@sha256:…"; a moved tag is followed on the next poll.
+	// +optional
+	Artifact string `json:"artifact,omitempty"`
+
 	// CompileTime reported by the host that compiled the current digest.
 	// +optional
 	CompileTime *metav1.Duration `json:"compileTime,omitempty"`

@@ -5,16 +5,16 @@
 // when they are deleted, and reports compilation on the Function's Ready
 // condition. A Registry serves the loaded Functions over HTTP.
 //
-// ConfigMap, Secret and URL modules are loaded (URL modules only when their
-// content matches the pinned sha256), with either ABI (Reactor, or Command in
-// PerRequest isolation); OCI modules are left unloaded (logged, status
-// untouched).
+// ConfigMap, Secret, URL and OCI modules are loaded (URL and OCI modules
+// only when their content matches the digest), with either ABI (Reactor, or
+// Command in PerRequest isolation).
 package hostsync
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -99,12 +99,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, nil
 	}
 	src := fn.Spec.Module
-	if src.OCI != nil {
-		// Not implemented yet: pulling OCI artifacts.
-		log.Info("not loading function: this host loads modules from ConfigMaps, Secrets and URLs; OCI modules are not supported yet")
-		r.unload(ctx, key, "its module source is not supported")
-		return ctrl.Result{}, nil
-	}
 	digest := fn.Status.Digest
 	if digest == "" {
 		// The controller has not resolved the module, or found it missing
@@ -131,11 +125,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, r.reportFailed(ctx, &fn, failed)
 	}
 
-	module, problem, err := source.Read(ctx, r.Reader, r.HTTPClient, fn.Namespace, fn.Spec.Module)
+	module, problem, err := r.read(ctx, &fn)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if problem != "" && src.URL != nil {
+	if problem != "" && (src.URL != nil || src.OCI != nil) {
 		// A server may be down for a while: say so, and try again later;
 		// but never over another host that did compile this digest.
 		if meta.IsStatusConditionTrue(fn.Status.Conditions, common.ConditionReady) {
@@ -155,7 +149,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	got := "sha256:" + hex.EncodeToString(sum[:])
 	if got != digest && src.URL != nil {
 		// The spec pins the digest, so this is the server's content that
-		// is wrong: refuse it before compiling anything.
+		// is wrong: refuse it before compiling anything. (OCI blobs are
+		// fetched by digest and checked by source.PullOCI.)
 		return ctrl.Result{}, r.loadFailed(ctx, &fn, key, want, fmt.Errorf("%s served %s, but the Function pins %s", src.URL.URL, got, digest))
 	}
 	if got != digest {
@@ -175,6 +170,22 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	r.mu.Unlock()
 	log.Info("serving function", "digest", digest, "compileTime", want.compileTime)
 	return ctrl.Result{}, r.reportCompiled(ctx, &fn, want)
+}
+
+// read fetches fn's module: OCI modules by the layer digest the Function
+// controller resolved, so every host runs the same bytes however the tag
+// moves.
+func (r *Reconciler) read(ctx context.Context, fn *serverlessv1alpha1.Function) (module []byte, problem string, err error) {
+	oci := fn.Spec.Module.OCI
+	if oci == nil {
+		return source.Read(ctx, r.Reader, r.HTTPClient, fn.Namespace, fn.Spec.Module)
+	}
+	module, err = source.PullOCI(ctx, r.Reader, r.HTTPClient, fn.Namespace, oci, fn.Status.Digest)
+	var p *source.OCIProblem
+	if errors.As(err, &p) {
+		return nil, p.Message, nil
+	}
+	return module, "", err
 }
 
 // reportCompiled sets Ready=True for the version loaded.

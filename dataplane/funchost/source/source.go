@@ -21,7 +21,7 @@ import (
 // ns. A missing object or key, or a failed download, is a problem (a
 // human-readable reason to report and wait on); err is only for failures to
 // ask the API server. An OCI source yields neither module nor problem: it is
-// read elsewhere. httpClient may be nil.
+// resolved by ResolveOCI and fetched by PullOCI. httpClient may be nil.
 func Read(ctx context.Context, c client.Reader, httpClient *http.Client, ns string, src serverlessv1alpha1.ModuleSource) (module []byte, problem string, err error) {
 	key := func(name string) types.NamespacedName { return types.NamespacedName{Namespace: ns, Name: name} }
 	switch {
