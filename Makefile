@@ -31,7 +31,7 @@ help: ## Show this help.
 
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC (manager, function host) from the API and controller markers.
-	$(CONTROLLER_GEN) rbac:roleName=cairn-manager crd:allowDangerousTypes=false paths="./api/..." paths="./controllers/..." \
+	$(CONTROLLER_GEN) rbac:roleName=cairn-manager crd:allowDangerousTypes=false paths="./api/..." paths="./controllers/..." paths="./dataplane/edgehub/..." \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	$(CONTROLLER_GEN) rbac:roleName=cairn-funchost paths="./dataplane/funchost/hostsync/..." output:rbac:artifacts:config=config/funchost/rbac
 
@@ -113,3 +113,9 @@ $(CONTROLLER_GEN):
 $(GOLANGCI_LINT):
 	GOBIN=$(LOCALBIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(LOCALBIN)/golangci-lint $@
+
+##@ eBPF
+
+.PHONY: ebpf
+ebpf: ## Regenerate the edge-agent eBPF object and Go bindings (needs clang, llvm-strip, libbpf-dev; the outputs are committed).
+	go generate ./edge-agent/ebpf/...

@@ -19,6 +19,7 @@ import (
 	"github.com/cairn-platform/cairn/controllers/gitops"
 	"github.com/cairn-platform/cairn/controllers/serverless"
 	"github.com/cairn-platform/cairn/dataplane/authz"
+	"github.com/cairn-platform/cairn/dataplane/edgehub"
 	xdsserver "github.com/cairn-platform/cairn/dataplane/xds/server"
 	"github.com/cairn-platform/cairn/dataplane/xds/translate"
 )
@@ -49,6 +50,9 @@ type Config struct {
 	// OCIPollInterval is how often Functions' OCI tags are resolved again;
 	// zero means serverless.DefaultOCIPollInterval.
 	OCIPollInterval time.Duration
+	// EdgeHub, when set, serves the edge agents and is kept in sync with
+	// EdgeDevices.
+	EdgeHub *edgehub.Hub
 }
 
 // SetupAll registers the Cairn reconcilers with mgr.
@@ -67,6 +71,9 @@ func SetupAll(mgr ctrl.Manager, cfg Config) error {
 		"EdgeDevice": &edge.EdgeDeviceReconciler{Client: c, Recorder: recorder},
 		"Firmware":   &edge.FirmwareReconciler{Client: c, Recorder: recorder},
 		"Function":   &serverless.FunctionReconciler{Client: c, Recorder: recorder, OCIPollInterval: cfg.OCIPollInterval},
+	}
+	if cfg.EdgeHub != nil {
+		reconcilers["EdgeHub"] = &edgehub.Reconciler{Hub: cfg.EdgeHub}
 	}
 	if cfg.Authz != nil {
 		reconcilers["AuthzSync"] = &gateway.AuthzSyncReconciler{Client: c, Authz: cfg.Authz}

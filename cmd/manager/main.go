@@ -21,6 +21,7 @@ import (
 	"github.com/cairn-platform/cairn/controllers"
 	"github.com/cairn-platform/cairn/controllers/serverless"
 	"github.com/cairn-platform/cairn/dataplane/authz"
+	"github.com/cairn-platform/cairn/dataplane/edgehub"
 	xdsserver "github.com/cairn-platform/cairn/dataplane/xds/server"
 	"github.com/cairn-platform/cairn/dataplane/xds/translate"
 	"github.com/cairn-platform/cairn/internal/grpcserve"
@@ -44,6 +45,9 @@ type options struct {
 	listenerPort     uint
 	functionHostAddr string
 	ociPollInterval  time.Duration
+	hubMQTTAddr      string
+	hubWSAddr        string
+	hubDataDir       string
 	authzAddr        string
 	tracingAddr      string
 	tracingPercent   float64
@@ -64,6 +68,9 @@ func main() {
 	flag.UintVar(&o.listenerPort, "gateway-listener-port", 10080, "Port of the HTTP listener sent to Envoy gateways.")
 	flag.StringVar(&o.functionHostAddr, "function-host-address", "", "host:port of the function hosts, for Routes to Functions; empty leaves such Routes unaccepted.")
 	flag.DurationVar(&o.ociPollInterval, "oci-poll-interval", serverless.DefaultOCIPollInterval, "How often the OCI tags of Functions' modules are resolved again.")
+	flag.StringVar(&o.hubMQTTAddr, "edge-hub-mqtt-address", ":1883", "Address of the edge hub's MQTT (TCP) listener; empty disables the edge hub.")
+	flag.StringVar(&o.hubWSAddr, "edge-hub-websocket-address", "", "Address of the edge hub's MQTT-over-WebSocket listener; empty disables it.")
+	flag.StringVar(&o.hubDataDir, "edge-hub-data-dir", "", "Directory persisting MQTT sessions and in-flight QoS 1 messages; empty keeps them in memory.")
 	flag.StringVar(&o.authzAddr, "authz-address", "", "host:port of the ext_authz service, for AuthPolicies with oauth2Introspection.")
 	flag.StringVar(&o.tracingAddr, "gateway-tracing-address", "", "host:port of an OTLP/gRPC collector that Envoy gateways send spans to; empty disables gateway tracing.")
 	flag.Float64Var(&o.tracingPercent, "gateway-tracing-sample-percent", 1, "Percentage of gateway requests traced.")
@@ -137,6 +144,17 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("adding authorization service: %w", err)
 		}
 		ctrlCfg.Authz = authzSrv
+	}
+	if o.hubMQTTAddr != "" {
+		hub, err := edgehub.New(edgehub.Options{
+			TCPAddress: o.hubMQTTAddr, WebSocketAddress: o.hubWSAddr, DataDir: o.hubDataDir,
+			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
+			Log: ctrl.Log, Registerer: ctrlmetrics.Registry,
+		})
+		if err != nil {
+			return fmt.Errorf("creating the edge hub: %w", err)
+		}
+		ctrlCfg.EdgeHub = hub
 	}
 	if err := controllers.SetupAll(mgr, ctrlCfg); err != nil {
 		return err

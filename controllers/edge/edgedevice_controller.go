@@ -14,6 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -39,6 +40,8 @@ const (
 	ReasonNotJoined        = "NotJoined"
 	ReasonNeverSeen        = "NeverSeen"
 	ReasonInvalidProperty  = "InvalidProperty"
+	ReasonOnline           = "Online"
+	ReasonOffline          = "Offline"
 )
 
 // propertyName is the shape of a twin property name.
@@ -91,15 +94,30 @@ func (r *EdgeDeviceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 	} else {
 		conditions.True(conds, gen, common.ConditionAccepted, ReasonAccepted, "the device spec is valid and its references resolve")
-		if dev.Status.LastSeen == nil {
+		online := meta.FindStatusCondition(*conds, ConditionOnline)
+		switch {
+		case dev.Status.LastSeen == nil || online == nil || online.Status == metav1.ConditionUnknown:
 			conditions.False(conds, gen, common.ConditionReady, ReasonNotJoined, fmt.Sprintf("waiting for the edge-agent to join with the token in Secret %q", BootstrapSecretName(&dev)))
+		case online.Status == metav1.ConditionTrue:
+			conditions.True(conds, gen, common.ConditionReady, ReasonOnline, "the device is accepted and connected")
+		default:
+			conditions.False(conds, gen, common.ConditionReady, ReasonOffline, "the device is offline: "+online.Message)
 		}
 	}
-	if dev.Status.LastSeen == nil {
+	if dev.Status.LastSeen == nil && !meta.IsStatusConditionPresentAndEqual(*conds, ConditionOnline, metav1.ConditionTrue) {
 		conditions.Unknown(conds, gen, ConditionOnline, ReasonNeverSeen, "the device has never connected")
 	}
 	dev.Status.ObservedGeneration = gen
-	return ctrl.Result{}, kube.PatchStatus(ctx, r.Client, &dev, base)
+	// The edge hub writes Online and the twin into the same status: the
+	// lock makes a write based on a stale copy fail and retry.
+	if err := kube.PatchStatusLocked(ctx, r.Client, &dev, base); err != nil {
+		if apierrors.IsConflict(err) {
+			// The other writer's change is an event that reconciles again.
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, nil
 }
 
 // BootstrapSecretName is the Secret holding the device's join token.

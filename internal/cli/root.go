@@ -35,6 +35,7 @@ func NewRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 
 	cmd.AddCommand(
 		newApplyCommand(f, streams),
+		newDeviceCommand(f, streams),
 		newEnvoyCommand(streams),
 		newFnCommand(f, streams),
 		newGetCommand(f, streams),

@@ -25,3 +25,21 @@ func PatchStatus(ctx context.Context, c client.Client, obj, base client.Object) 
 	}
 	return nil
 }
+
+// PatchStatusLocked is PatchStatus with optimistic locking, for status that
+// another writer changes too: a patch computed from a stale obj fails with
+// a conflict instead of overwriting the other writer's fields (lists such
+// as conditions are replaced whole by a merge patch).
+func PatchStatusLocked(ctx context.Context, c client.Client, obj, base client.Object) error {
+	data, err := client.MergeFrom(base).Data(obj)
+	if err != nil {
+		return fmt.Errorf("computing status patch: %w", err)
+	}
+	if string(data) == "{}" {
+		return nil
+	}
+	if err := c.Status().Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("patching status of %s: %w", client.ObjectKeyFromObject(obj), err)
+	}
+	return nil
+}

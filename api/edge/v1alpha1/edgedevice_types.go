@@ -160,6 +160,23 @@ type EdgeDeviceStatus struct {
 	// +optional
 	Reported map[string]apiextensionsv1.JSON `json:"reported,omitempty"`
 
+	// Desired is the effective desired twin: spec.desired merged with edits
+	// made on the device. A property differs from spec when the device
+	// changed it after the spec did (last writer wins, by hybrid logical
+	// clock).
+	// +optional
+	Desired map[string]apiextensionsv1.JSON `json:"desired,omitempty"`
+
+	// Twin is the hub's copy of the twin CRDT: every property with the stamp
+	// that orders concurrent writes, tombstones included. It lets the hub
+	// restart without losing the order of edits; people read reported and
+	// desired instead.
+	// +optional
+	// +listType=map
+	// +listMapKey=key
+	// +kubebuilder:validation:MaxItems=1024
+	Twin []TwinEntry `json:"twin,omitempty"`
+
 	// LastSeen is the time of the last message from the device.
 	// +optional
 	LastSeen *metav1.Time `json:"lastSeen,omitempty"`
@@ -175,6 +192,27 @@ type EdgeDeviceStatus struct {
 	// EBPF capability of the device.
 	// +optional
 	EBPF *EBPFStatus `json:"ebpf,omitempty"`
+}
+
+// TwinEntry is one last-writer-wins register of the twin.
+type TwinEntry struct {
+	// Key is "desired/<property>" or "reported/<property>".
+	// +kubebuilder:validation:MaxLength=160
+	Key string `json:"key"`
+	// Value, absent for a deleted property.
+	// +optional
+	Value *apiextensionsv1.JSON `json:"value,omitempty"`
+	// Stamp is the hybrid logical clock time of the write,
+	// "<unix nanoseconds>.<counter>@<writer>".
+	// +kubebuilder:validation:MaxLength=300
+	Stamp string `json:"stamp"`
+	// Deleted marks a tombstone.
+	// +optional
+	Deleted bool `json:"deleted,omitempty"`
+	// SpecHash is, for desired properties, the sha256 of the spec value the
+	// hub last stamped: a spec edit is told from a device edit by it.
+	// +optional
+	SpecHash string `json:"specHash,omitempty"`
 }
 
 // EdgeDevice is a device in the fleet, joined by the edge-agent.

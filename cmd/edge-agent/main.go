@@ -1,0 +1,116 @@
+// Command edge-agent runs on a device (or, with --simulate, as many virtual
+// devices): it joins the Cairn edge hub and keeps the device twin in sync.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/cairn-platform/cairn/edge-agent/agent"
+	"github.com/cairn-platform/cairn/edge-agent/protocol"
+	"github.com/cairn-platform/cairn/internal/version"
+)
+
+func main() {
+	var (
+		hub, device, token, tokenFile, tokenDir, dataDir string
+		heartbeat                                        time.Duration
+		simulate                                         int
+	)
+	flag.StringVar(&hub, "hub", "", "Edge hub URL: mqtt://host:1883 or ws://host:port/.")
+	flag.StringVar(&device, "device", "", "This device's EdgeDevice, <namespace>/<name>; with --simulate, the name is a prefix.")
+	flag.StringVar(&token, "token", os.Getenv("CAIRN_BOOTSTRAP_TOKEN"), "Bootstrap token to join with (default $CAIRN_BOOTSTRAP_TOKEN); not needed once joined.")
+	flag.StringVar(&tokenFile, "token-file", "", "File holding the bootstrap token.")
+	flag.StringVar(&tokenDir, "token-dir", "", "With --simulate: directory with one token file per device, named after the device.")
+	flag.StringVar(&dataDir, "data-dir", "/var/lib/cairn-agent", "Where the twin store and the credential live.")
+	flag.DurationVar(&heartbeat, "heartbeat", 30*time.Second, "Interval of the state heartbeat.")
+	flag.IntVar(&simulate, "simulate", 0, "Run this many virtual devices <name>-0 … <name>-(N-1), each with its own session and store under --data-dir.")
+	verbose := flag.Bool("v", false, "Log debug messages.")
+	flag.Parse()
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	// slog keeps the device binary small: no Kubernetes logging stack.
+	log := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, log, hub, device, token, tokenFile, tokenDir, dataDir, heartbeat, simulate)
+	stop()
+	if err != nil {
+		log.Error(err, "edge-agent failed")
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, log logr.Logger, hub, device, token, tokenFile, tokenDir, dataDir string, heartbeat time.Duration, simulate int) error {
+	hubURL, err := url.Parse(hub)
+	if err != nil || hubURL.Host == "" {
+		return fmt.Errorf("--hub %q: want mqtt://host:port or ws://host:port/", hub)
+	}
+	base, err := protocol.ParseDevice(device)
+	if err != nil {
+		return fmt.Errorf("--device: %w", err)
+	}
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return fmt.Errorf("--token-file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	devices := []protocol.Device{base}
+	if simulate > 0 {
+		devices = devices[:0]
+		for i := range simulate {
+			devices = append(devices, protocol.Device{Namespace: base.Namespace, Name: fmt.Sprintf("%s-%d", base.Name, i)})
+		}
+	}
+	log.Info("starting edge-agent", "version", version.Version, "hub", hubURL.Redacted(), "devices", len(devices))
+	var wg sync.WaitGroup
+	errs := make(chan error, len(devices))
+	for _, dev := range devices {
+		devToken, dir := token, dataDir
+		if simulate > 0 {
+			dir = filepath.Join(dataDir, dev.Name)
+			if tokenDir != "" {
+				if b, err := os.ReadFile(filepath.Join(tokenDir, dev.Name)); err == nil {
+					devToken = strings.TrimSpace(string(b))
+				}
+			}
+		}
+		a, err := agent.New(agent.Config{
+			Hub: hubURL, Device: dev, BootstrapToken: devToken, DataDir: dir,
+			Version: version.Version, Heartbeat: heartbeat, Log: log,
+		})
+		if err != nil {
+			return fmt.Errorf("device %s: %w", dev, err)
+		}
+		wg.Go(func() {
+			defer func() { _ = a.Close() }()
+			if err := a.Run(ctx); err != nil {
+				errs <- fmt.Errorf("device %s: %w", dev, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
+}

@@ -1,0 +1,311 @@
+package edgehub
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	edgev1alpha1 "github.com/cairn-platform/cairn/api/edge/v1alpha1"
+	"github.com/cairn-platform/cairn/edge-agent/protocol"
+	"github.com/cairn-platform/cairn/edge-agent/twin"
+)
+
+// Twin key prefixes.
+const (
+	DesiredPrefix  = "desired/"
+	ReportedPrefix = "reported/"
+)
+
+// device is the hub's view of one device.
+type device struct {
+	// loaded: state and specHash were read from status (or the device has
+	// none); until then nothing is merged.
+	loaded   bool
+	state    twin.State
+	specHash map[string]string
+
+	conn         *mqtt.Client
+	online       bool
+	remote       string
+	lastSeen     time.Time
+	offlineSince time.Time
+	agentVersion string
+	ebpf         *protocol.EBPFState
+}
+
+// deviceLocked returns dev's entry, creating it; h.mu is held.
+func (h *Hub) deviceLocked(dev protocol.Device) *device {
+	d, ok := h.devices[dev]
+	if !ok {
+		d = &device{state: twin.State{}, specHash: map[string]string{}}
+		h.devices[dev] = d
+	}
+	return d
+}
+
+// markDirtyLocked queues dev's status for writing; h.mu is held.
+func (h *Hub) markDirtyLocked(dev protocol.Device) {
+	h.dirty[dev] = struct{}{}
+	h.kick()
+}
+
+func (h *Hub) connected(dev protocol.Device, cl *mqtt.Client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	d := h.deviceLocked(dev)
+	d.conn, d.online, d.remote, d.lastSeen = cl, true, cl.Net.Remote, h.opts.Now()
+	h.metrics.connected.Set(float64(h.countOnlineLocked()))
+	h.markDirtyLocked(dev)
+}
+
+func (h *Hub) disconnected(dev protocol.Device, cl *mqtt.Client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	d := h.deviceLocked(dev)
+	if d.conn != cl {
+		return // a newer session of the device took over
+	}
+	d.conn, d.online, d.offlineSince = nil, false, h.opts.Now()
+	h.metrics.connected.Set(float64(h.countOnlineLocked()))
+	h.markDirtyLocked(dev)
+}
+
+func (h *Hub) countOnlineLocked() int {
+	n := 0
+	for _, d := range h.devices {
+		if d.online {
+			n++
+		}
+	}
+	return n
+}
+
+// onDeviceMessage handles what devices publish. The ACL let each device
+// publish only under its own prefix.
+func (h *Hub) onDeviceMessage(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+	dev, suffix, err := protocol.ParseTopic(pk.TopicName)
+	if err != nil || strings.HasSuffix(suffix, "down") {
+		return // the hub's own messages, or not a device topic
+	}
+	h.metrics.messages.WithLabelValues(suffix).Inc()
+	if len(pk.Payload) > protocol.MaxPayloadBytes {
+		h.reject(dev, suffix, fmt.Errorf("payload of %d bytes is over %d", len(pk.Payload), protocol.MaxPayloadBytes))
+		return
+	}
+	switch suffix {
+	case protocol.TwinUp:
+		h.onTwin(dev, pk.Payload)
+	case protocol.State:
+		h.onState(dev, pk.Payload)
+	}
+}
+
+// reject counts and logs a message the hub cannot use; the device's
+// connection is left alone.
+func (h *Hub) reject(dev protocol.Device, suffix string, err error) {
+	h.metrics.rejected.WithLabelValues(suffix).Inc()
+	h.log.Info("rejected device message", "device", dev.String(), "topic", suffix, "error", err.Error())
+}
+
+// onTwin merges a device's twin message. A full message (sent on every
+// connect) is answered with the hub's full state, so each side ends up
+// with the other's edits.
+func (h *Hub) onTwin(dev protocol.Device, payload []byte) {
+	msg, err := twin.DecodeMessage(payload, protocol.MaxPayloadBytes)
+	if err != nil {
+		h.reject(dev, protocol.TwinUp, err)
+		return
+	}
+	for key := range msg.Entries {
+		if !strings.HasPrefix(key, DesiredPrefix) && !strings.HasPrefix(key, ReportedPrefix) {
+			h.reject(dev, protocol.TwinUp, fmt.Errorf("twin key %q: must start with %q or %q", key, DesiredPrefix, ReportedPrefix))
+			return
+		}
+	}
+	h.mu.Lock()
+	d := h.deviceLocked(dev)
+	if !d.loaded {
+		h.mu.Unlock()
+		if err := h.load(context.Background(), dev); err != nil {
+			h.reject(dev, protocol.TwinUp, err)
+			return
+		}
+		h.mu.Lock()
+		d = h.deviceLocked(dev)
+	}
+	changed, err := d.state.MergeChecked(msg.Entries, h.clock)
+	if err != nil {
+		h.mu.Unlock()
+		h.reject(dev, protocol.TwinUp, err)
+		return
+	}
+	d.lastSeen = h.opts.Now()
+	var reply twin.Message
+	if msg.Kind == twin.KindFull {
+		reply = twin.Message{Kind: twin.KindFull, From: HubNode, Entries: d.state.Clone()}
+	}
+	h.markDirtyLocked(dev)
+	h.mu.Unlock()
+	h.metrics.twinChanges.Add(float64(len(changed)))
+	if reply.Kind != "" {
+		h.publishTwin(dev, reply)
+	}
+}
+
+func (h *Hub) onState(dev protocol.Device, payload []byte) {
+	var st protocol.DeviceState
+	if err := json.Unmarshal(payload, &st); err != nil {
+		h.reject(dev, protocol.State, fmt.Errorf("state: %w", err))
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	d := h.deviceLocked(dev)
+	if st.AgentVersion != "" {
+		d.agentVersion = st.AgentVersion
+	}
+	if st.EBPF != nil {
+		d.ebpf = st.EBPF
+	}
+	d.lastSeen = h.opts.Now()
+	if !st.Online && d.conn == nil {
+		// A will message (external brokers deliver it when the session
+		// drops).
+		d.online = false
+	}
+	h.markDirtyLocked(dev)
+}
+
+// load reads dev's twin from its status once, so a restarted hub keeps the
+// order of earlier edits.
+func (h *Hub) load(ctx context.Context, dev protocol.Device) error {
+	var obj edgev1alpha1.EdgeDevice
+	if err := h.opts.Client.Get(ctx, objectKey(dev), &obj); err != nil {
+		return fmt.Errorf("reading EdgeDevice %s: %w", dev, err)
+	}
+	state, specHash, err := stateFromStatus(obj.Status.Twin)
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	d := h.deviceLocked(dev)
+	if d.loaded {
+		return nil
+	}
+	h.clock.Restore(state.MaxStamp())
+	d.state.Merge(state)
+	maps.Copy(d.specHash, specHash)
+	d.loaded = true
+	return nil
+}
+
+// SyncSpec stamps what changed in spec.desired since the hub last saw it
+// and sends it to the device. A value the device changed later keeps
+// winning until the spec value itself changes.
+func (h *Hub) SyncSpec(ctx context.Context, obj *edgev1alpha1.EdgeDevice) error {
+	dev := protocol.Device{Namespace: obj.Namespace, Name: obj.Name}
+	h.mu.Lock()
+	loaded := h.deviceLocked(dev).loaded
+	h.mu.Unlock()
+	if !loaded {
+		if err := h.load(ctx, dev); err != nil {
+			return err
+		}
+	}
+	h.mu.Lock()
+	d := h.deviceLocked(dev)
+	delta := twin.State{}
+	for _, name := range slices.Sorted(maps.Keys(obj.Spec.Desired)) {
+		raw := obj.Spec.Desired[name].Raw
+		sum := sha256.Sum256(raw)
+		hash := hex.EncodeToString(sum[:])
+		key := DesiredPrefix + name
+		if d.specHash[key] == hash {
+			continue
+		}
+		e, err := d.state.Set(h.clock, key, raw)
+		if err != nil {
+			h.mu.Unlock()
+			return fmt.Errorf("desired %q: %w", name, err)
+		}
+		d.specHash[key] = hash
+		delta[key] = e
+	}
+	for _, key := range slices.Sorted(maps.Keys(d.specHash)) {
+		if _, ok := obj.Spec.Desired[strings.TrimPrefix(key, DesiredPrefix)]; ok {
+			continue
+		}
+		e, err := d.state.Delete(h.clock, key)
+		if err != nil {
+			h.mu.Unlock()
+			return fmt.Errorf("deleting desired %q: %w", key, err)
+		}
+		delete(d.specHash, key)
+		delta[key] = e
+	}
+	if len(delta) > 0 {
+		h.markDirtyLocked(dev)
+	}
+	h.mu.Unlock()
+	if len(delta) > 0 {
+		h.publishTwin(dev, twin.Message{Kind: twin.KindDelta, From: HubNode, Entries: delta})
+	}
+	return nil
+}
+
+// Forget drops a deleted device.
+func (h *Hub) Forget(dev protocol.Device) {
+	h.mu.Lock()
+	delete(h.devices, dev)
+	delete(h.dirty, dev)
+	h.mu.Unlock()
+	h.disconnectDevice(dev, "the EdgeDevice was deleted")
+}
+
+func (h *Hub) publishTwin(dev protocol.Device, msg twin.Message) {
+	b, err := msg.Encode()
+	if err != nil {
+		h.log.Error(err, "encoding twin message", "device", dev.String())
+		return
+	}
+	h.publish(dev.Topic(protocol.TwinDown), b)
+}
+
+func (h *Hub) publishJSON(topic string, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		h.log.Error(err, "encoding message", "topic", topic)
+		return
+	}
+	h.publish(topic, b)
+}
+
+// publish sends at QoS 1; a device that is offline gets it from its
+// persistent session, and in any case from the full exchange on connect.
+func (h *Hub) publish(topic string, payload []byte) {
+	if err := h.server.Publish(topic, payload, false, 1); err != nil {
+		h.log.Error(err, "publishing", "topic", topic)
+	}
+}
+
+func joinDevice(topic string) (protocol.Device, error) {
+	rest, ok := strings.CutPrefix(topic, protocol.Root+"/join/")
+	if !ok {
+		return protocol.Device{}, fmt.Errorf("not a join topic")
+	}
+	rest, ok = strings.CutSuffix(rest, "/req")
+	if !ok {
+		return protocol.Device{}, fmt.Errorf("not a join request")
+	}
+	return protocol.ParseDevice(rest)
+}

@@ -1,0 +1,212 @@
+// Package edgehub is the manager's MQTT edge hub: an embedded mochi-mqtt v5
+// broker whose clients are the fleet's edge agents. It authenticates
+// devices against their Secrets, confines each to its topics, hands out
+// credentials to joining agents, keeps every device's twin (a CRDT, see
+// edge-agent/twin) merged with spec.desired, and writes what devices report
+// to EdgeDevice status.
+package edgehub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/bbolt"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/cairn-platform/cairn/edge-agent/protocol"
+	"github.com/cairn-platform/cairn/edge-agent/twin"
+)
+
+// HubNode is the hub's writer id in twin stamps.
+const HubNode = "hub"
+
+// Options configure a Hub.
+type Options struct {
+	// TCPListener serves MQTT over TCP; nil with TCPAddress set listens
+	// there.
+	TCPListener net.Listener
+	TCPAddress  string
+	// WebSocketAddress serves MQTT over WebSocket (path /); empty disables.
+	WebSocketAddress string
+	// DataDir persists sessions, subscriptions and in-flight QoS 1
+	// messages (bbolt); empty keeps them in memory.
+	DataDir string
+	// Client reads EdgeDevices and Secrets (cached) and writes status and
+	// credential Secrets.
+	Client client.Client
+	// APIReader reads through the cache.
+	APIReader client.Reader
+	Log       logr.Logger
+	// FlushInterval batches status writes per device (default 500ms).
+	FlushInterval time.Duration
+	// Registerer takes the hub's metrics; nil skips them.
+	Registerer prometheus.Registerer
+	// Now is the clock (tests); nil is time.Now.
+	Now func() time.Time
+}
+
+// Hub is the edge hub. Start it with a manager (it needs leader election:
+// one hub holds the twins).
+type Hub struct {
+	opts       Options
+	log        logr.Logger
+	server     *mqtt.Server
+	creds      *credentials
+	clock      *twin.Clock
+	metrics    *metrics
+	identities sync.Map // client id -> identity
+	tcpAddr    net.Addr
+
+	mu      sync.Mutex
+	devices map[protocol.Device]*device
+	dirty   map[protocol.Device]struct{}
+	wake    chan struct{}
+}
+
+// New builds a hub; nothing listens until Start.
+func New(opts Options) (*Hub, error) {
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = 500 * time.Millisecond
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	h := &Hub{
+		opts:    opts,
+		log:     opts.Log.WithName("edgehub"),
+		creds:   &credentials{cached: opts.Client, reader: opts.APIReader},
+		clock:   twin.NewClock(HubNode, opts.Now, 0),
+		metrics: newMetrics(opts.Registerer),
+		devices: map[protocol.Device]*device{},
+		dirty:   map[protocol.Device]struct{}{},
+		wake:    make(chan struct{}, 1),
+	}
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = protocol.MaxPayloadBytes + 4<<10
+	h.server = mqtt.New(&mqtt.Options{
+		InlineClient: true,
+		Capabilities: caps,
+		Logger:       slog.New(logr.ToSlogHandler(h.log.WithName("mqtt").V(1))),
+	})
+	if err := h.server.AddHook(&authHook{hub: h}, nil); err != nil {
+		return nil, fmt.Errorf("adding the auth hook: %w", err)
+	}
+	if opts.DataDir != "" {
+		if err := h.server.AddHook(new(bolt.Hook), &bolt.Options{
+			Path:    filepath.Join(opts.DataDir, "sessions.db"),
+			Options: &bbolt.Options{Timeout: 5 * time.Second},
+		}); err != nil {
+			return nil, fmt.Errorf("opening the session store in %s: %w", opts.DataDir, err)
+		}
+	}
+	return h, nil
+}
+
+// NeedLeaderElection is true: the twins live in one hub.
+func (h *Hub) NeedLeaderElection() bool { return true }
+
+// TCPAddr is the address the TCP listener is bound to, once started.
+func (h *Hub) TCPAddr() net.Addr { return h.tcpAddr }
+
+// Start serves MQTT until ctx ends.
+func (h *Hub) Start(ctx context.Context) error {
+	ln := h.opts.TCPListener
+	if ln == nil && h.opts.TCPAddress != "" {
+		var err error
+		if ln, err = net.Listen("tcp", h.opts.TCPAddress); err != nil {
+			return fmt.Errorf("listening for MQTT on %s: %w", h.opts.TCPAddress, err)
+		}
+	}
+	if ln != nil {
+		h.tcpAddr = ln.Addr()
+		if err := h.server.AddListener(listeners.NewNet("tcp", ln)); err != nil {
+			return fmt.Errorf("adding the TCP listener: %w", err)
+		}
+	}
+	if h.opts.WebSocketAddress != "" {
+		if err := h.server.AddListener(listeners.NewWebsocket(listeners.Config{ID: "ws", Address: h.opts.WebSocketAddress})); err != nil {
+			return fmt.Errorf("adding the WebSocket listener: %w", err)
+		}
+	}
+	if err := h.server.Subscribe(protocol.DeviceTopicFilter, 1, h.onDeviceMessage); err != nil {
+		return fmt.Errorf("subscribing to device topics: %w", err)
+	}
+	if err := h.server.Subscribe(protocol.JoinTopicFilter, 2, h.onJoin); err != nil {
+		return fmt.Errorf("subscribing to join topics: %w", err)
+	}
+	if err := h.server.Serve(); err != nil {
+		return fmt.Errorf("starting the MQTT server: %w", err)
+	}
+	h.log.Info("edge hub serving", "tcp", h.tcpAddr, "websocket", h.opts.WebSocketAddress)
+	done := make(chan struct{})
+	go func() { defer close(done); h.flushLoop(ctx) }()
+	<-ctx.Done()
+	err := h.server.Close()
+	<-done
+	h.flush(context.Background()) // what arrived last
+	if err != nil {
+		return fmt.Errorf("closing the MQTT server: %w", err)
+	}
+	return nil
+}
+
+// onJoin answers a join request with a fresh credential. The ACL let only
+// a client authenticated with this device's bootstrap token publish here.
+func (h *Hub) onJoin(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+	dev, err := joinDevice(pk.TopicName)
+	if err != nil {
+		h.log.Info("ignoring join message", "topic", pk.TopicName, "error", err.Error())
+		return
+	}
+	resp := protocol.JoinResponse{}
+	credential, err := h.creds.issue(context.Background(), dev)
+	if err != nil {
+		h.log.Error(err, "issuing a device credential", "device", dev.String())
+		resp.Error = "the hub could not issue a credential; try again"
+	} else {
+		resp.Credential = credential
+		h.metrics.joins.Inc()
+		h.log.Info("device joined", "device", dev.String())
+	}
+	h.publishJSON(dev.JoinResponseTopic(), resp)
+}
+
+// disconnectDevice ends dev's session, if connected: its credential was
+// revoked or replaced.
+func (h *Hub) disconnectDevice(dev protocol.Device, why string) {
+	cl, ok := h.server.Clients.Get(dev.String())
+	if !ok || cl.Closed() {
+		return
+	}
+	h.log.Info("disconnecting device", "device", dev.String(), "reason", why)
+	if err := h.server.DisconnectClient(cl, packets.ErrNotAuthorized); err != nil && !errors.Is(err, net.ErrClosed) {
+		h.log.Info("disconnecting device failed", "device", dev.String(), "error", err.Error())
+	}
+}
+
+// connectedWith tells whether dev's current session authenticated with the
+// credential of hash credHash.
+func (h *Hub) connectedWith(dev protocol.Device, credHash string) bool {
+	v, ok := h.identities.Load(dev.String())
+	return ok && credHash != "" && equalSecret(v.(identity).credHash, credHash)
+}
+
+// kick wakes the status flusher.
+func (h *Hub) kick() {
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
