@@ -27,7 +27,8 @@ import (
 func main() {
 	var (
 		hub, device, token, tokenFile, tokenDir, dataDir string
-		heartbeat                                        time.Duration
+		ebpfInterface                                    string
+		heartbeat, metricsInterval                       time.Duration
 		simulate                                         int
 	)
 	flag.StringVar(&hub, "hub", "", "Edge hub URL: mqtt://host:1883 or ws://host:port/.")
@@ -37,6 +38,8 @@ func main() {
 	flag.StringVar(&tokenDir, "token-dir", "", "With --simulate: directory with one token file per device, named after the device.")
 	flag.StringVar(&dataDir, "data-dir", "/var/lib/cairn-agent", "Where the twin store and the credential live.")
 	flag.DurationVar(&heartbeat, "heartbeat", 30*time.Second, "Interval of the state heartbeat.")
+	flag.StringVar(&ebpfInterface, "ebpf-interface", "", "Network interface the eBPF packet counter and filter attach to (TCX, ingress and egress); empty runs without it.")
+	flag.DurationVar(&metricsInterval, "metrics-interval", 30*time.Second, "Interval of the packet counter reports.")
 	flag.IntVar(&simulate, "simulate", 0, "Run this many virtual devices <name>-0 … <name>-(N-1), each with its own session and store under --data-dir.")
 	verbose := flag.Bool("v", false, "Log debug messages.")
 	flag.Parse()
@@ -48,7 +51,7 @@ func main() {
 	log := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, log, hub, device, token, tokenFile, tokenDir, dataDir, heartbeat, simulate)
+	err := run(ctx, log, hub, device, token, tokenFile, tokenDir, dataDir, ebpfInterface, heartbeat, metricsInterval, simulate)
 	stop()
 	if err != nil {
 		log.Error(err, "edge-agent failed")
@@ -56,7 +59,10 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, log logr.Logger, hub, device, token, tokenFile, tokenDir, dataDir string, heartbeat time.Duration, simulate int) error {
+func run(ctx context.Context, log logr.Logger, hub, device, token, tokenFile, tokenDir, dataDir, ebpfInterface string, heartbeat, metricsInterval time.Duration, simulate int) error {
+	if simulate > 0 && ebpfInterface != "" {
+		return errors.New("--ebpf-interface and --simulate exclude each other: virtual devices share the host's interfaces")
+	}
 	hubURL, err := url.Parse(hub)
 	if err != nil || hubURL.Host == "" {
 		return fmt.Errorf("--hub %q: want mqtt://host:port or ws://host:port/", hub)
@@ -95,6 +101,7 @@ func run(ctx context.Context, log logr.Logger, hub, device, token, tokenFile, to
 		a, err := agent.New(agent.Config{
 			Hub: hubURL, Device: dev, BootstrapToken: devToken, DataDir: dir,
 			Version: version.Version, Heartbeat: heartbeat, Log: log,
+			PacketFilterInterface: ebpfInterface, MetricsInterval: metricsInterval,
 		})
 		if err != nil {
 			return fmt.Errorf("device %s: %w", dev, err)

@@ -106,6 +106,8 @@ func (h *Hub) onDeviceMessage(_ *mqtt.Client, _ packets.Subscription, pk packets
 		h.onTwin(dev, pk.Payload)
 	case protocol.State:
 		h.onState(dev, pk.Payload)
+	case protocol.Metrics:
+		h.onMetrics(dev, pk.Payload)
 	}
 }
 
@@ -185,6 +187,23 @@ func (h *Hub) onState(dev protocol.Device, payload []byte) {
 	h.markDirtyLocked(dev)
 }
 
+// onMetrics adds a device's packet counters to the hub's metrics, summed
+// per namespace to keep their cardinality bounded at fleet scale.
+func (h *Hub) onMetrics(dev protocol.Device, payload []byte) {
+	var rep protocol.MetricsReport
+	if err := json.Unmarshal(payload, &rep); err != nil {
+		h.reject(dev, protocol.Metrics, fmt.Errorf("metrics: %w", err))
+		return
+	}
+	for _, t := range rep.Traffic {
+		h.metrics.packets.WithLabelValues(dev.Namespace, t.Direction, t.Protocol).Add(float64(t.Packets))
+		h.metrics.bytes.WithLabelValues(dev.Namespace, t.Direction, t.Protocol).Add(float64(t.Bytes))
+	}
+	for rule, c := range rep.Rules {
+		h.metrics.ruleHits.WithLabelValues(dev.Namespace, rule).Add(float64(c.Packets))
+	}
+}
+
 // load reads dev's twin from its status once, so a restarted hub keeps the
 // order of earlier edits.
 func (h *Hub) load(ctx context.Context, dev protocol.Device) error {
@@ -222,27 +241,30 @@ func (h *Hub) SyncSpec(ctx context.Context, obj *edgev1alpha1.EdgeDevice) error 
 			return err
 		}
 	}
+	want, err := specEntries(obj)
+	if err != nil {
+		return err
+	}
 	h.mu.Lock()
 	d := h.deviceLocked(dev)
 	delta := twin.State{}
-	for _, name := range slices.Sorted(maps.Keys(obj.Spec.Desired)) {
-		raw := obj.Spec.Desired[name].Raw
+	for _, key := range slices.Sorted(maps.Keys(want)) {
+		raw := want[key]
 		sum := sha256.Sum256(raw)
 		hash := hex.EncodeToString(sum[:])
-		key := DesiredPrefix + name
 		if d.specHash[key] == hash {
 			continue
 		}
 		e, err := d.state.Set(h.clock, key, raw)
 		if err != nil {
 			h.mu.Unlock()
-			return fmt.Errorf("desired %q: %w", name, err)
+			return fmt.Errorf("%s: %w", key, err)
 		}
 		d.specHash[key] = hash
 		delta[key] = e
 	}
 	for _, key := range slices.Sorted(maps.Keys(d.specHash)) {
-		if _, ok := obj.Spec.Desired[strings.TrimPrefix(key, DesiredPrefix)]; ok {
+		if _, ok := want[key]; ok {
 			continue
 		}
 		e, err := d.state.Delete(h.clock, key)
@@ -261,6 +283,31 @@ func (h *Hub) SyncSpec(ctx context.Context, obj *edgev1alpha1.EdgeDevice) error 
 		h.publishTwin(dev, twin.Message{Kind: twin.KindDelta, From: HubNode, Entries: delta})
 	}
 	return nil
+}
+
+// specEntries is what the spec puts in the twin: desired properties, and
+// the packet filter rules under protocol.PacketFiltersKey.
+func specEntries(obj *edgev1alpha1.EdgeDevice) (map[string]json.RawMessage, error) {
+	want := make(map[string]json.RawMessage, len(obj.Spec.Desired)+1)
+	for name, v := range obj.Spec.Desired {
+		want[DesiredPrefix+name] = v.Raw
+	}
+	if len(obj.Spec.PacketFilters) > 0 {
+		rules := make([]protocol.PacketFilter, 0, len(obj.Spec.PacketFilters))
+		for _, r := range obj.Spec.PacketFilters {
+			pf := protocol.PacketFilter{Name: r.Name, Action: string(r.Action), Direction: string(r.Direction), Protocol: string(r.Protocol), CIDR: r.CIDR}
+			if r.Port != nil {
+				pf.Port = *r.Port
+			}
+			rules = append(rules, pf)
+		}
+		raw, err := json.Marshal(rules)
+		if err != nil {
+			return nil, fmt.Errorf("encoding packet filters: %w", err)
+		}
+		want[protocol.PacketFiltersKey] = raw
+	}
+	return want, nil
 }
 
 // Forget drops a deleted device.

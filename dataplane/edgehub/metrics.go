@@ -17,6 +17,9 @@ type metrics struct {
 	rejected     *prometheus.CounterVec
 	twinChanges  prometheus.Counter
 	statusWrites *prometheus.CounterVec
+	packets      *prometheus.CounterVec
+	bytes        *prometheus.CounterVec
+	ruleHits     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -34,8 +37,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		statusWrites: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cairn_edgehub_status_writes_total", Help: "EdgeDevice status patches, by result."},
 			[]string{"result"}),
 	}
+	m.packets = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cairn_edgehub_device_packets_total", Help: "Packets counted by the devices' eBPF filters, summed per namespace."},
+		[]string{"namespace", "direction", "protocol"})
+	m.bytes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cairn_edgehub_device_bytes_total", Help: "Bytes counted by the devices' eBPF filters, summed per namespace."},
+		[]string{"namespace", "direction", "protocol"})
+	m.ruleHits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cairn_edgehub_filter_rule_hits_total", Help: "Packets matching the devices' packet filter rules, per namespace and rule name."},
+		[]string{"namespace", "rule"})
 	if reg != nil {
-		reg.MustRegister(m.connected, m.joins, m.authFailures, m.aclDenials, m.messages, m.rejected, m.twinChanges, m.statusWrites)
+		reg.MustRegister(m.connected, m.joins, m.authFailures, m.aclDenials, m.messages, m.rejected, m.twinChanges, m.statusWrites, m.packets, m.bytes, m.ruleHits)
 	}
 	return m
 }

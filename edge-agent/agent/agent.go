@@ -46,6 +46,12 @@ type Config struct {
 	// up to a minute while the hub refuses).
 	RetryDelay time.Duration
 	Log        logr.Logger
+	// PacketFilterInterface is where the eBPF packet filter attaches; empty
+	// runs without it.
+	PacketFilterInterface string
+	// MetricsInterval is how often packet counters are published (default
+	// 30s).
+	MetricsInterval time.Duration
 	// OnDesired is called with the desired properties whenever they change.
 	OnDesired func(desired map[string]json.RawMessage)
 	// Now is the clock (tests); nil is time.Now.
@@ -64,6 +70,8 @@ type Agent struct {
 	cm        *autopaho.ConnectionManager
 	connected bool
 	ebpf      *protocol.EBPFState
+	// filterChanged wakes the packet filter when its rules change.
+	filterChanged chan struct{}
 }
 
 // Twin keys are namespaced like the hub's.
@@ -86,6 +94,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = 30 * time.Second
 	}
+	if cfg.MetricsInterval <= 0 {
+		cfg.MetricsInterval = 30 * time.Second
+	}
 	if cfg.RetryDelay <= 0 {
 		cfg.RetryDelay = 2 * time.Second
 	}
@@ -106,7 +117,10 @@ func New(cfg Config) (*Agent, error) {
 	}
 	clock := twin.NewClock(cfg.Device.String(), cfg.Now, 0)
 	clock.Restore(last)
-	return &Agent{cfg: cfg, log: cfg.Log.WithValues("device", cfg.Device.String()), store: store, clock: clock, state: state}, nil
+	return &Agent{
+		cfg: cfg, log: cfg.Log.WithValues("device", cfg.Device.String()),
+		store: store, clock: clock, state: state, filterChanged: make(chan struct{}, 1),
+	}, nil
 }
 
 // Close closes the store; call it after Run returned.
@@ -115,6 +129,11 @@ func (a *Agent) Close() error { return a.store.Close() }
 // Run keeps the device connected until ctx ends: it joins when it has no
 // credential, and joins again when the hub refuses the one it has.
 func (a *Agent) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	pf := a.startPacketFilter()
+	pfDone := make(chan struct{})
+	go func() { defer close(pfDone); a.runPacketFilter(ctx, pf) }()
+	defer func() { cancel(); <-pfDone; pf.close() }()
 	delay := a.cfg.RetryDelay
 	for ctx.Err() == nil {
 		credential, err := a.credential(ctx)
@@ -298,6 +317,12 @@ func (a *Agent) onTwin(payload []byte) {
 	desiredChanged := false
 	for _, k := range changed {
 		desiredChanged = desiredChanged || strings.HasPrefix(k, desiredPrefix)
+		if k == protocol.PacketFiltersKey {
+			select {
+			case a.filterChanged <- struct{}{}:
+			default:
+			}
+		}
 	}
 	a.mu.Unlock()
 	if desiredChanged && a.cfg.OnDesired != nil {
@@ -392,6 +417,10 @@ func (a *Agent) publishTwin(ctx context.Context, msg twin.Message) {
 // not get through is sent again by the full exchange of the next
 // connection.
 func (a *Agent) publish(ctx context.Context, topic string, payload []byte) {
+	a.publishQoS(ctx, topic, payload, 1)
+}
+
+func (a *Agent) publishQoS(ctx context.Context, topic string, payload []byte, qos byte) {
 	a.mu.Lock()
 	cm := a.cm
 	a.mu.Unlock()
@@ -400,8 +429,25 @@ func (a *Agent) publish(ctx context.Context, topic string, payload []byte) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := cm.Publish(pctx, &paho.Publish{Topic: topic, QoS: 1, Payload: payload}); err != nil {
+	if _, err := cm.Publish(pctx, &paho.Publish{Topic: topic, QoS: qos, Payload: payload}); err != nil {
 		a.log.V(1).Info("publish failed; the next sync carries it", "topic", topic, "error", err.Error())
+	}
+}
+
+// runPacketFilter applies rule changes and publishes counters until ctx
+// ends.
+func (a *Agent) runPacketFilter(ctx context.Context, pf *packetFilter) {
+	tick, stop := pf.ticker(a.cfg.MetricsInterval)
+	defer stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.filterChanged:
+			pf.update()
+		case <-tick:
+			pf.report(ctx)
+		}
 	}
 }
 

@@ -142,3 +142,45 @@ const MaxPayloadBytes = 256 << 10
 
 // ErrNotAuthorized is returned to agents whose credential is refused.
 var ErrNotAuthorized = errors.New("not authorized")
+
+// Hub-written twin keys outside desired/ and reported/: configuration the
+// device applies but does not edit.
+const (
+	// ConfigPrefix starts keys only the hub writes.
+	ConfigPrefix = "config/"
+	// PacketFiltersKey holds the device's []PacketFilter.
+	PacketFiltersKey = ConfigPrefix + "packetFilters"
+)
+
+// PacketFilter is one EdgeDevice spec.packetFilters rule, as sent to the
+// device.
+type PacketFilter struct {
+	Name      string `json:"name"`
+	Action    string `json:"action"`    // Drop | Count
+	Direction string `json:"direction"` // Ingress | Egress
+	Protocol  string `json:"protocol"`  // TCP | UDP | ICMP | Any
+	Port      int32  `json:"port,omitempty"`
+	CIDR      string `json:"cidr,omitempty"`
+}
+
+// MetricsReport is the pre-aggregated packet counters a device publishes on
+// the Metrics topic every interval: counts since the previous report.
+type MetricsReport struct {
+	Time    time.Time                `json:"time"`
+	Traffic []TrafficCount           `json:"traffic,omitempty"`
+	Rules   map[string]PacketCounter `json:"rules,omitempty"`
+}
+
+// TrafficCount is the traffic of one direction, protocol and port.
+type TrafficCount struct {
+	Direction string `json:"direction"` // ingress | egress
+	Protocol  string `json:"protocol"`  // tcp | udp | icmp | other
+	Port      uint16 `json:"port,omitempty"`
+	PacketCounter
+}
+
+// PacketCounter counts packets and bytes.
+type PacketCounter struct {
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}

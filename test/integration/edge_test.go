@@ -9,11 +9,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -32,6 +34,7 @@ import (
 type edgeEnv struct {
 	hubAddr string
 	ns      string
+	metrics *prometheus.Registry
 }
 
 func startEdge(t *testing.T) *edgeEnv {
@@ -41,15 +44,16 @@ func startEdge(t *testing.T) *edgeEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reg := prometheus.NewRegistry()
 	hub, err := edgehub.New(edgehub.Options{
 		TCPListener: ln, Client: env.Client, APIReader: env.Client,
-		Log: testLogger(t), FlushInterval: 100 * time.Millisecond,
+		Log: testLogger(t), FlushInterval: 100 * time.Millisecond, Registerer: reg,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	runManager(t, controllers.Config{XDS: xdsserver.New(testLogger(t)), EdgeHub: hub})
-	return &edgeEnv{hubAddr: ln.Addr().String(), ns: newNamespace(t)}
+	return &edgeEnv{hubAddr: ln.Addr().String(), ns: newNamespace(t), metrics: reg}
 }
 
 // device creates an EdgeDevice and returns its bootstrap token.
@@ -76,13 +80,17 @@ func (e *edgeEnv) device(t *testing.T, name string, desired map[string]string) s
 
 // agent runs an edge agent for the device until the test ends or stop is
 // called; the hub address may be a proxy's.
-func (e *edgeEnv) agent(t *testing.T, name, token, dataDir, hubAddr string) (a *agent.Agent, stop func()) {
+func (e *edgeEnv) agent(t *testing.T, name, token, dataDir, hubAddr string, edit ...func(*agent.Config)) (a *agent.Agent, stop func()) {
 	t.Helper()
 	u, _ := url.Parse("mqtt://" + hubAddr)
-	a, err := agent.New(agent.Config{
+	cfg := agent.Config{
 		Hub: u, Device: protocol.Device{Namespace: e.ns, Name: name}, BootstrapToken: token, DataDir: dataDir,
 		Version: "test-1.0", Heartbeat: time.Second, RetryDelay: 200 * time.Millisecond, Log: testLogger(t),
-	})
+	}
+	for _, f := range edit {
+		f(&cfg)
+	}
+	a, err := agent.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,6 +189,9 @@ func TestEdgeJoinAndTwin(t *testing.T) {
 		}
 		if d.Status.AgentVersion != "test-1.0" || d.Status.LastSeen == nil {
 			return fmt.Errorf("agentVersion %q lastSeen %v", d.Status.AgentVersion, d.Status.LastSeen)
+		}
+		if d.Status.EBPF == nil || d.Status.EBPF.Active || !strings.Contains(d.Status.EBPF.Reason, "without --ebpf-interface") {
+			return fmt.Errorf("ebpf status %+v; want inactive, saying why", d.Status.EBPF)
 		}
 		return nil
 	})
@@ -285,6 +296,12 @@ func TestEdgeJoinAndTwin(t *testing.T) {
 				t.Fatalf("publish: %v", err)
 			}
 		}
+		eventually(t, 10*time.Second, func(context.Context) error {
+			if got := counterValue(t, e.metrics, "cairn_edgehub_rejected_messages_total", map[string]string{"topic": protocol.TwinUp}); got != 4 {
+				return fmt.Errorf("rejected twin messages = %v; want 4", got)
+			}
+			return nil
+		})
 		// Over the broker's packet limit: the broker drops the connection.
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		_, _ = c.Publish(pctx, &paho.Publish{Topic: thermo.Topic(protocol.TwinUp), QoS: 1, Payload: make([]byte, protocol.MaxPayloadBytes+8<<10)})

@@ -78,6 +78,30 @@ func removeNetns() {
 // socket keeps its namespace after the thread switches back.
 func listenInNetns(tb testing.TB) net.Listener {
 	tb.Helper()
+	var lis net.Listener
+	inNetns(tb, func() (err error) {
+		lis, err = net.Listen("tcp", backendIP+":0")
+		return err
+	})
+	return lis
+}
+
+// dialUDPInNetns opens a UDP socket inside the namespace, connected to addr.
+func dialUDPInNetns(tb testing.TB, addr string) net.Conn {
+	tb.Helper()
+	var c net.Conn
+	inNetns(tb, func() (err error) {
+		c, err = net.Dial("udp", addr)
+		return err
+	})
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+// inNetns runs open on a thread inside the namespace; sockets it opens stay
+// there.
+func inNetns(tb testing.TB, open func() error) {
+	tb.Helper()
 	requireNetns(tb)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -94,13 +118,12 @@ func listenInNetns(tb testing.TB) net.Listener {
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
 		tb.Fatalf("entering network namespace: %v", err)
 	}
-	lis, lisErr := net.Listen("tcp", backendIP+":0")
+	openErr := open()
 	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
 		// This thread is in the wrong namespace: let it die with the test.
 		panic(fmt.Sprintf("leaving network namespace: %v", err))
 	}
-	if lisErr != nil {
-		tb.Fatal(lisErr)
+	if openErr != nil {
+		tb.Fatal(openErr)
 	}
-	return lis
 }

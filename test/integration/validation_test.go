@@ -193,7 +193,8 @@ var invalidCases = []invalidCase{
 	// EdgeDevice
 	{"edgedevice: no model", validEdgeDevice, set("hardware", map[string]any{"arch": "arm64"}), "spec.hardware.model: Required value"},
 	{"edgedevice: port filter on ICMP", validEdgeDevice, set("packetFilters", []any{map[string]any{"name": "p", "protocol": "ICMP", "port": 8}}), "port requires protocol TCP or UDP"},
-	{"edgedevice: bad CIDR", validEdgeDevice, set("packetFilters", []any{map[string]any{"name": "c", "cidr": "10.0.0.0/33"}}), "cidr must be an IPv4 or IPv6 CIDR such as 10.0.0.0/8"},
+	{"edgedevice: bad CIDR", validEdgeDevice, set("packetFilters", []any{map[string]any{"name": "c", "cidr": "10.0.0.0/33"}}), "cidr must be an IPv4 CIDR such as 10.0.0.0/8"},
+	{"edgedevice: IPv6 CIDR", validEdgeDevice, set("packetFilters", []any{map[string]any{"name": "c", "cidr": "fd00::/8"}}), "the device filter matches IPv4 remote addresses"},
 	{"edgedevice: unknown arch", validEdgeDevice, set("hardware.arch", "x86"), `spec.hardware.arch: Unsupported value: "x86": supported values: "amd64", "arm64", "arm", "riscv64"`},
 	{"edgedevice: heartbeat too fast", validEdgeDevice, set("heartbeatInterval", "100ms"), "heartbeatInterval must be between 1s and 1h"},
 

@@ -93,16 +93,18 @@ type PacketFilterRule struct {
 	// +optional
 	Protocol Protocol `json:"protocol,omitempty"`
 
-	// Port (destination for ingress, source for egress) to match.
+	// Port is the packet's destination port: the device's own port for
+	// ingress, the remote service's port for egress.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
 	Port *int32 `json:"port,omitempty"`
 
-	// CIDR of the remote address; empty matches any.
+	// CIDR of the remote address (the source for ingress, the destination
+	// for egress), IPv4; empty matches any address, IPv6 included.
 	// +optional
-	// +kubebuilder:validation:MaxLength=43
-	// +kubebuilder:validation:XValidation:rule="isCIDR(self)",message="cidr must be an IPv4 or IPv6 CIDR such as 10.0.0.0/8"
+	// +kubebuilder:validation:MaxLength=18
+	// +kubebuilder:validation:XValidation:rule="isCIDR(self) && cidr(self).ip().family() == 4",message="cidr must be an IPv4 CIDR such as 10.0.0.0/8: the device filter matches IPv4 remote addresses"
 	CIDR string `json:"cidr,omitempty"`
 }
 
