@@ -48,6 +48,8 @@ type options struct {
 	hubMQTTAddr      string
 	hubWSAddr        string
 	hubDataDir       string
+	kubeQPS          float64
+	kubeBurst        int
 	authzAddr        string
 	tracingAddr      string
 	tracingPercent   float64
@@ -68,6 +70,8 @@ func main() {
 	flag.UintVar(&o.listenerPort, "gateway-listener-port", 10080, "Port of the HTTP listener sent to Envoy gateways.")
 	flag.StringVar(&o.functionHostAddr, "function-host-address", "", "host:port of the function hosts, for Routes to Functions; empty leaves such Routes unaccepted.")
 	flag.DurationVar(&o.ociPollInterval, "oci-poll-interval", serverless.DefaultOCIPollInterval, "How often the OCI tags of Functions' modules are resolved again.")
+	flag.Float64Var(&o.kubeQPS, "kube-api-qps", 100, "Queries per second to the API server (client-side limit); fleets of thousands of devices write status often.")
+	flag.IntVar(&o.kubeBurst, "kube-api-burst", 200, "Burst of queries to the API server above --kube-api-qps.")
 	flag.StringVar(&o.hubMQTTAddr, "edge-hub-mqtt-address", ":1883", "Address of the edge hub's MQTT (TCP) listener; empty disables the edge hub.")
 	flag.StringVar(&o.hubWSAddr, "edge-hub-websocket-address", "", "Address of the edge hub's MQTT-over-WebSocket listener; empty disables it.")
 	flag.StringVar(&o.hubDataDir, "edge-hub-data-dir", "", "Directory persisting MQTT sessions and in-flight QoS 1 messages; empty keeps them in memory.")
@@ -110,6 +114,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("loading kubeconfig: %w", err)
 	}
+	cfg.QPS, cfg.Burst = float32(o.kubeQPS), o.kubeBurst
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        controllers.NewScheme(),
 		Metrics:                       metricsOpts,
