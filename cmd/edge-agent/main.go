@@ -27,7 +27,7 @@ import (
 func main() {
 	var (
 		hub, device, token, tokenFile, tokenDir, dataDir string
-		ebpfInterface                                    string
+		ebpfInterface, joinPassword                      string
 		heartbeat, metricsInterval                       time.Duration
 		simulate                                         int
 	)
@@ -35,6 +35,7 @@ func main() {
 	flag.StringVar(&device, "device", "", "This device's EdgeDevice, <namespace>/<name>; with --simulate, the name is a prefix.")
 	flag.StringVar(&token, "token", os.Getenv("CAIRN_BOOTSTRAP_TOKEN"), "Bootstrap token to join with (default $CAIRN_BOOTSTRAP_TOKEN); not needed once joined.")
 	flag.StringVar(&tokenFile, "token-file", "", "File holding the bootstrap token.")
+	flag.StringVar(&joinPassword, "join-password", os.Getenv("CAIRN_JOIN_PASSWORD"), "Password of the shared join account when the hub sits behind an external broker (default $CAIRN_JOIN_PASSWORD).")
 	flag.StringVar(&tokenDir, "token-dir", "", "With --simulate: directory with one token file per device, named after the device.")
 	flag.StringVar(&dataDir, "data-dir", "/var/lib/cairn-agent", "Where the twin store and the credential live.")
 	flag.DurationVar(&heartbeat, "heartbeat", 30*time.Second, "Interval of the state heartbeat.")
@@ -51,7 +52,7 @@ func main() {
 	log := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, log, hub, device, token, tokenFile, tokenDir, dataDir, ebpfInterface, heartbeat, metricsInterval, simulate)
+	err := run(ctx, log, hub, device, token, tokenFile, tokenDir, dataDir, ebpfInterface, joinPassword, heartbeat, metricsInterval, simulate)
 	stop()
 	if err != nil {
 		log.Error(err, "edge-agent failed")
@@ -59,7 +60,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, log logr.Logger, hub, device, token, tokenFile, tokenDir, dataDir, ebpfInterface string, heartbeat, metricsInterval time.Duration, simulate int) error {
+func run(ctx context.Context, log logr.Logger, hub, device, token, tokenFile, tokenDir, dataDir, ebpfInterface, joinPassword string, heartbeat, metricsInterval time.Duration, simulate int) error {
 	if simulate > 0 && ebpfInterface != "" {
 		return errors.New("--ebpf-interface and --simulate exclude each other: virtual devices share the host's interfaces")
 	}
@@ -101,7 +102,7 @@ func run(ctx context.Context, log logr.Logger, hub, device, token, tokenFile, to
 		a, err := agent.New(agent.Config{
 			Hub: hubURL, Device: dev, BootstrapToken: devToken, DataDir: dir,
 			Version: version.Version, Heartbeat: heartbeat, Log: log,
-			PacketFilterInterface: ebpfInterface, MetricsInterval: metricsInterval,
+			PacketFilterInterface: ebpfInterface, MetricsInterval: metricsInterval, JoinPassword: joinPassword,
 		})
 		if err != nil {
 			return fmt.Errorf("device %s: %w", dev, err)

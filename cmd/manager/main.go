@@ -4,9 +4,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"time"
@@ -48,6 +50,8 @@ type options struct {
 	hubMQTTAddr      string
 	hubWSAddr        string
 	hubDataDir       string
+	hubExternal      string
+	hubExternalUser  string
 	kubeQPS          float64
 	kubeBurst        int
 	authzAddr        string
@@ -70,6 +74,8 @@ func main() {
 	flag.UintVar(&o.listenerPort, "gateway-listener-port", 10080, "Port of the HTTP listener sent to Envoy gateways.")
 	flag.StringVar(&o.functionHostAddr, "function-host-address", "", "host:port of the function hosts, for Routes to Functions; empty leaves such Routes unaccepted.")
 	flag.DurationVar(&o.ociPollInterval, "oci-poll-interval", serverless.DefaultOCIPollInterval, "How often the OCI tags of Functions' modules are resolved again.")
+	flag.StringVar(&o.hubExternal, "edge-hub-external-broker", "", "mqtt://host:port of a mosquitto broker with the dynamic security plugin to use instead of the embedded hub; the password of --edge-hub-external-username comes from $CAIRN_BROKER_PASSWORD, the join account's from $CAIRN_BROKER_JOIN_PASSWORD.")
+	flag.StringVar(&o.hubExternalUser, "edge-hub-external-username", "cairn-hub", "Username of the hub on the external broker (it needs the dynamic security admin role).")
 	flag.Float64Var(&o.kubeQPS, "kube-api-qps", 100, "Queries per second to the API server (client-side limit); fleets of thousands of devices write status often.")
 	flag.IntVar(&o.kubeBurst, "kube-api-burst", 200, "Burst of queries to the API server above --kube-api-qps.")
 	flag.StringVar(&o.hubMQTTAddr, "edge-hub-mqtt-address", ":1883", "Address of the edge hub's MQTT (TCP) listener; empty disables the edge hub.")
@@ -150,12 +156,27 @@ func run(ctx context.Context, o options) error {
 		}
 		ctrlCfg.Authz = authzSrv
 	}
-	if o.hubMQTTAddr != "" {
-		hub, err := edgehub.New(edgehub.Options{
+	if o.hubMQTTAddr != "" || o.hubExternal != "" {
+		hubOpts := edgehub.Options{
 			TCPAddress: o.hubMQTTAddr, WebSocketAddress: o.hubWSAddr, DataDir: o.hubDataDir,
 			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
 			Log: ctrl.Log, Registerer: ctrlmetrics.Registry,
-		})
+		}
+		if o.hubExternal != "" {
+			u, err := url.Parse(o.hubExternal)
+			if err != nil || u.Host == "" {
+				return fmt.Errorf("--edge-hub-external-broker %q: want mqtt://host:port", o.hubExternal)
+			}
+			// Passwords come from the environment (a Secret), never flags.
+			hubOpts.External = &edgehub.ExternalBroker{
+				URL: u, Username: o.hubExternalUser,
+				Password: os.Getenv("CAIRN_BROKER_PASSWORD"), JoinPassword: os.Getenv("CAIRN_BROKER_JOIN_PASSWORD"),
+			}
+			if hubOpts.External.Password == "" || hubOpts.External.JoinPassword == "" {
+				return errors.New("--edge-hub-external-broker needs $CAIRN_BROKER_PASSWORD and $CAIRN_BROKER_JOIN_PASSWORD")
+			}
+		}
+		hub, err := edgehub.New(hubOpts)
 		if err != nil {
 			return fmt.Errorf("creating the edge hub: %w", err)
 		}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
 
 	edgev1alpha1 "github.com/cairn-platform/cairn/api/edge/v1alpha1"
 	"github.com/cairn-platform/cairn/edge-agent/protocol"
@@ -40,6 +39,8 @@ type device struct {
 	offlineSince time.Time
 	agentVersion string
 	ebpf         *protocol.EBPFState
+	// heartbeat is the spec's interval, for the external broker's sweep.
+	heartbeat time.Duration
 }
 
 // deviceLocked returns dev's entry, creating it; h.mu is held.
@@ -89,25 +90,25 @@ func (h *Hub) countOnlineLocked() int {
 	return n
 }
 
-// onDeviceMessage handles what devices publish. The ACL let each device
-// publish only under its own prefix.
-func (h *Hub) onDeviceMessage(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
-	dev, suffix, err := protocol.ParseTopic(pk.TopicName)
+// handleDeviceMessage handles what devices publish. The broker's ACL let
+// each device publish only under its own prefix.
+func (h *Hub) handleDeviceMessage(topic string, payload []byte) {
+	dev, suffix, err := protocol.ParseTopic(topic)
 	if err != nil || strings.HasSuffix(suffix, "down") {
 		return // the hub's own messages, or not a device topic
 	}
 	h.metrics.messages.WithLabelValues(suffix).Inc()
-	if len(pk.Payload) > protocol.MaxPayloadBytes {
-		h.reject(dev, suffix, fmt.Errorf("payload of %d bytes is over %d", len(pk.Payload), protocol.MaxPayloadBytes))
+	if len(payload) > protocol.MaxPayloadBytes {
+		h.reject(dev, suffix, fmt.Errorf("payload of %d bytes is over %d", len(payload), protocol.MaxPayloadBytes))
 		return
 	}
 	switch suffix {
 	case protocol.TwinUp:
-		h.onTwin(dev, pk.Payload)
+		h.onTwin(dev, payload)
 	case protocol.State:
-		h.onState(dev, pk.Payload)
+		h.onState(dev, payload)
 	case protocol.Metrics:
-		h.onMetrics(dev, pk.Payload)
+		h.onMetrics(dev, payload)
 	}
 }
 
@@ -179,12 +180,40 @@ func (h *Hub) onState(dev protocol.Device, payload []byte) {
 		d.ebpf = st.EBPF
 	}
 	d.lastSeen = h.opts.Now()
-	if !st.Online && d.conn == nil {
-		// A will message (external brokers deliver it when the session
-		// drops).
-		d.online = false
+	if h.external != nil && d.online != st.Online {
+		// Behind an external broker, heartbeats and the will message are
+		// the only signs of the session.
+		d.online = st.Online
+		if !st.Online {
+			d.offlineSince = d.lastSeen
+		}
+		h.metrics.connected.Set(float64(h.countOnlineLocked()))
 	}
 	h.markDirtyLocked(dev)
+}
+
+// sweep marks devices offline that missed three heartbeats: behind an
+// external broker a lost will message would otherwise leave them online.
+func (h *Hub) sweep(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := h.opts.Now()
+		h.mu.Lock()
+		for dev, d := range h.devices {
+			if d.online && d.heartbeat > 0 && now.Sub(d.lastSeen) > 3*d.heartbeat {
+				d.online, d.offlineSince = false, now
+				h.markDirtyLocked(dev)
+			}
+		}
+		h.metrics.connected.Set(float64(h.countOnlineLocked()))
+		h.mu.Unlock()
+	}
 }
 
 // onMetrics adds a device's packet counters to the hub's metrics, summed
@@ -247,6 +276,9 @@ func (h *Hub) SyncSpec(ctx context.Context, obj *edgev1alpha1.EdgeDevice) error 
 	}
 	h.mu.Lock()
 	d := h.deviceLocked(dev)
+	if hb, err := time.ParseDuration(string(obj.Spec.HeartbeatInterval)); err == nil {
+		d.heartbeat = hb
+	}
 	delta := twin.State{}
 	for _, key := range slices.Sorted(maps.Keys(want)) {
 		raw := want[key]
@@ -340,7 +372,15 @@ func (h *Hub) publishJSON(topic string, v any) {
 // publish sends at QoS 1; a device that is offline gets it from its
 // persistent session, and in any case from the full exchange on connect.
 func (h *Hub) publish(topic string, payload []byte) {
-	if err := h.server.Publish(topic, payload, false, 1); err != nil {
+	var err error
+	if h.external != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err = h.external.publish(ctx, topic, payload)
+	} else {
+		err = h.server.Publish(topic, payload, false, 1)
+	}
+	if err != nil {
 		h.log.Error(err, "publishing", "topic", topic)
 	}
 }

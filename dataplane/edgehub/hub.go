@@ -8,6 +8,8 @@ package edgehub
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,10 +25,13 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/bbolt"
+	"golang.org/x/crypto/nacl/box"
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/cairn-platform/cairn/edge-agent/protocol"
 	"github.com/cairn-platform/cairn/edge-agent/twin"
+	"github.com/cairn-platform/cairn/internal/kube"
 )
 
 // HubNode is the hub's writer id in twin stamps.
@@ -55,6 +60,9 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
+	// External, when set, replaces the embedded broker: the listeners and
+	// DataDir are unused.
+	External *ExternalBroker
 }
 
 // Hub is the edge hub. Start it with a manager (it needs leader election:
@@ -68,6 +76,7 @@ type Hub struct {
 	metrics    *metrics
 	identities sync.Map // client id -> identity
 	tcpAddr    net.Addr
+	external   *external
 
 	mu      sync.Mutex
 	devices map[protocol.Device]*device
@@ -122,6 +131,21 @@ func (h *Hub) TCPAddr() net.Addr { return h.tcpAddr }
 
 // Start serves MQTT until ctx ends.
 func (h *Hub) Start(ctx context.Context) error {
+	if h.opts.External != nil {
+		if err := h.startExternal(ctx, *h.opts.External); err != nil {
+			return err
+		}
+		done := make(chan struct{})
+		go func() { defer close(done); h.flushLoop(ctx) }()
+		go h.sweep(ctx)
+		<-ctx.Done()
+		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = h.external.cm.Disconnect(dctx)
+		<-done
+		h.flush(context.Background())
+		return nil
+	}
 	ln := h.opts.TCPListener
 	if ln == nil && h.opts.TCPAddress != "" {
 		var err error
@@ -140,10 +164,16 @@ func (h *Hub) Start(ctx context.Context) error {
 			return fmt.Errorf("adding the WebSocket listener: %w", err)
 		}
 	}
-	if err := h.server.Subscribe(protocol.DeviceTopicFilter, 1, h.onDeviceMessage); err != nil {
+	onDevice := func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+		h.handleDeviceMessage(pk.TopicName, pk.Payload)
+	}
+	onJoin := func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+		h.handleJoin(pk.TopicName, pk.Payload)
+	}
+	if err := h.server.Subscribe(protocol.DeviceTopicFilter, 1, onDevice); err != nil {
 		return fmt.Errorf("subscribing to device topics: %w", err)
 	}
-	if err := h.server.Subscribe(protocol.JoinTopicFilter, 2, h.onJoin); err != nil {
+	if err := h.server.Subscribe(protocol.JoinTopicFilter, 2, onJoin); err != nil {
 		return fmt.Errorf("subscribing to join topics: %w", err)
 	}
 	if err := h.server.Serve(); err != nil {
@@ -162,30 +192,58 @@ func (h *Hub) Start(ctx context.Context) error {
 	return nil
 }
 
-// onJoin answers a join request with a fresh credential. The ACL let only
-// a client authenticated with this device's bootstrap token publish here.
-func (h *Hub) onJoin(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
-	dev, err := joinDevice(pk.TopicName)
+// handleJoin answers a join request with a fresh credential, sealed to the
+// agent's key. The embedded broker let only a client that presented this
+// device's bootstrap token publish here; the token in the request is
+// checked in every case (an external broker's join account is shared).
+func (h *Hub) handleJoin(topic string, payload []byte) {
+	ctx := context.Background()
+	dev, err := joinDevice(topic)
 	if err != nil {
-		h.log.Info("ignoring join message", "topic", pk.TopicName, "error", err.Error())
+		h.log.Info("ignoring join message", "topic", topic, "error", err.Error())
 		return
 	}
-	resp := protocol.JoinResponse{}
-	credential, err := h.creds.issue(context.Background(), dev)
+	var req protocol.JoinRequest
+	if err := json.Unmarshal(payload, &req); err != nil || len(req.PublicKey) != 32 {
+		h.metrics.authFailures.WithLabelValues("join").Inc()
+		h.publishJSON(dev.JoinResponseTopic(), protocol.JoinResponse{Error: "malformed join request: it needs the token and a 32-byte X25519 publicKey"})
+		return
+	}
+	if !h.creds.checkBootstrap(ctx, dev, req.Token) {
+		h.metrics.authFailures.WithLabelValues("join").Inc()
+		h.log.Info("join refused: wrong bootstrap token", "device", dev.String())
+		h.publishJSON(dev.JoinResponseTopic(), protocol.JoinResponse{Error: "the bootstrap token is not valid for this device"})
+		return
+	}
+	credential, err := h.creds.issue(ctx, dev)
 	if err != nil {
 		h.log.Error(err, "issuing a device credential", "device", dev.String())
-		resp.Error = "the hub could not issue a credential; try again"
-	} else {
-		resp.Credential = credential
-		h.metrics.joins.Inc()
-		h.log.Info("device joined", "device", dev.String())
+		h.publishJSON(dev.JoinResponseTopic(), protocol.JoinResponse{Error: "the hub could not issue a credential; try again"})
+		return
 	}
-	h.publishJSON(dev.JoinResponseTopic(), resp)
+	if h.external != nil {
+		h.external.grant(ctx, dev, credential)
+	}
+	var key [32]byte
+	copy(key[:], req.PublicKey)
+	sealed, err := box.SealAnonymous(nil, []byte(credential), &key, rand.Reader)
+	if err != nil {
+		h.log.Error(err, "sealing the credential", "device", dev.String())
+		return
+	}
+	h.metrics.joins.Inc()
+	h.log.Info("device joined", "device", dev.String(), "agentVersion", req.AgentVersion)
+	h.publishJSON(dev.JoinResponseTopic(), protocol.JoinResponse{SealedCredential: sealed})
 }
 
 // disconnectDevice ends dev's session, if connected: its credential was
-// revoked or replaced.
+// revoked or replaced. Behind an external broker its account is deleted.
 func (h *Hub) disconnectDevice(dev protocol.Device, why string) {
+	if h.external != nil {
+		h.log.Info("revoking device on the external broker", "device", dev.String(), "reason", why)
+		h.external.revoke(context.Background(), dev)
+		return
+	}
 	cl, ok := h.server.Clients.Get(dev.String())
 	if !ok || cl.Closed() {
 		return
@@ -194,6 +252,29 @@ func (h *Hub) disconnectDevice(dev protocol.Device, why string) {
 	if err := h.server.DisconnectClient(cl, packets.ErrNotAuthorized); err != nil && !errors.Is(err, net.ErrClosed) {
 		h.log.Info("disconnecting device failed", "device", dev.String(), "error", err.Error())
 	}
+}
+
+// enforceCredential cuts a device off when its credential Secret is gone
+// or replaced: it cannot come back without joining again. The embedded
+// broker disconnects a session that authenticated with another
+// credential; an external broker's account is deleted.
+func (h *Hub) enforceCredential(ctx context.Context, dev protocol.Device) error {
+	_, connected := h.server.Clients.Get(dev.String())
+	if h.external == nil && !connected {
+		return nil
+	}
+	var s corev1.Secret
+	found, err := kube.GetIfExists(ctx, h.opts.APIReader, client.ObjectKey{Namespace: dev.Namespace, Name: CredentialSecretName(dev.Name)}, &s)
+	if err != nil {
+		return err
+	}
+	switch {
+	case h.external != nil && !found:
+		h.external.revoke(ctx, dev)
+	case h.external == nil && (!found || !h.connectedWith(dev, string(s.Data[credentialHashKey]))):
+		h.disconnectDevice(dev, "its credential was revoked or replaced")
+	}
+	return nil
 }
 
 // connectedWith tells whether dev's current session authenticated with the

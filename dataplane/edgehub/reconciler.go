@@ -39,17 +39,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		r.Hub.Forget(dev)
 		return ctrl.Result{}, nil
 	}
-	// A connected device whose credential is gone or replaced is
-	// disconnected; it cannot come back without joining again.
-	if _, ok := r.Hub.server.Clients.Get(dev.String()); ok {
-		var s corev1.Secret
-		found, err := kube.GetIfExists(ctx, r.Hub.opts.APIReader, client.ObjectKey{Namespace: dev.Namespace, Name: CredentialSecretName(dev.Name)}, &s)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		if !found || !r.Hub.connectedWith(dev, string(s.Data[credentialHashKey])) {
-			r.Hub.disconnectDevice(dev, "its credential was revoked or replaced")
-		}
+	if err := r.Hub.enforceCredential(ctx, dev); err != nil {
+		return ctrl.Result{}, err
 	}
 	return ctrl.Result{}, r.Hub.SyncSpec(ctx, &obj)
 }

@@ -36,6 +36,10 @@ type Config struct {
 	// BootstrapToken joins the device when it has no credential yet, or
 	// when its credential was refused.
 	BootstrapToken string
+	// JoinPassword is the password of the shared join account of an
+	// external broker; empty joins the embedded hub, which takes the token
+	// as the password.
+	JoinPassword string
 	// DataDir holds the twin store and the credential.
 	DataDir string
 	// Version is reported as the agent version.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
+	"golang.org/x/crypto/nacl/box"
 
 	"github.com/cairn-platform/cairn/edge-agent/protocol"
 )
@@ -31,9 +32,18 @@ func join(ctx context.Context, cfg Config) (string, error) {
 	_, _ = rand.Read(suffix)
 	answers := make(chan protocol.JoinResponse, 1)
 	failed := make(chan error, 1)
-	request, err := json.Marshal(protocol.JoinRequest{AgentVersion: cfg.Version})
+	pub, priv, err := box.GenerateKey(rand.Reader)
+	if err != nil {
+		return "", fmt.Errorf("generating the join key: %w", err)
+	}
+	request, err := json.Marshal(protocol.JoinRequest{AgentVersion: cfg.Version, Token: cfg.BootstrapToken, PublicKey: pub[:]})
 	if err != nil {
 		return "", err
+	}
+	username, password := protocol.JoinUsername, dev.String()+":"+cfg.BootstrapToken
+	if cfg.JoinPassword != "" {
+		// An external broker's shared join account.
+		password = cfg.JoinPassword
 	}
 	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{cfg.Hub},
@@ -41,8 +51,8 @@ func join(ctx context.Context, cfg Config) (string, error) {
 		CleanStartOnInitialConnection: true,
 		ReconnectBackoff:              autopaho.NewConstantBackoff(time.Second),
 		ConnectTimeout:                10 * time.Second,
-		ConnectUsername:               protocol.JoinUsername,
-		ConnectPassword:               []byte(dev.String() + ":" + cfg.BootstrapToken),
+		ConnectUsername:               username,
+		ConnectPassword:               []byte(password),
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
 			go func() {
 				if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: dev.JoinResponseTopic(), QoS: 1}}}); err != nil {
@@ -90,10 +100,14 @@ func join(ctx context.Context, cfg Config) (string, error) {
 	}()
 	select {
 	case resp := <-answers:
-		if resp.Error != "" || resp.Credential == "" {
-			return "", fmt.Errorf("joining: %s", resp.Error)
+		if resp.Error != "" {
+			return "", fmt.Errorf("%w: %s", ErrJoinRefused, resp.Error)
 		}
-		return resp.Credential, nil
+		credential, ok := box.OpenAnonymous(nil, resp.SealedCredential, pub, priv)
+		if !ok || len(credential) == 0 {
+			return "", errors.New("joining: the hub's answer is not sealed to this agent's key")
+		}
+		return string(credential), nil
 	case err := <-failed:
 		return "", err
 	case <-ctx.Done():

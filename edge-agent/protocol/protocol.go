@@ -113,12 +113,21 @@ func (d Device) MaySubscribe(filter string) bool {
 type JoinRequest struct {
 	// AgentVersion of the joining agent.
 	AgentVersion string `json:"agentVersion"`
+	// Token is the device's bootstrap token. The embedded hub also checks
+	// it at CONNECT; behind an external broker, where joining agents share
+	// one account, this is the only proof.
+	Token string `json:"token"`
+	// PublicKey is an ephemeral X25519 key (NaCl box): the credential comes
+	// back sealed to it, so no other client that can read the answer topic
+	// learns it.
+	PublicKey []byte `json:"publicKey"`
 }
 
 // JoinResponse carries the device credential, or why there is none.
 type JoinResponse struct {
-	// Credential is the secret the device connects with from now on.
-	Credential string `json:"credential,omitempty"`
+	// SealedCredential is the credential sealed to the request's public key
+	// (nacl/box SealAnonymous).
+	SealedCredential []byte `json:"sealedCredential,omitempty"`
 	// Error says why the join was refused.
 	Error string `json:"error,omitempty"`
 }

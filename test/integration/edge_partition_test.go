@@ -20,8 +20,9 @@ import (
 // twin, restarts the agent during the partition, heals it, and checks that
 // nothing is lost and that concurrent edits of one property are resolved by
 // the documented rule (the later hybrid-logical-clock write wins).
-func TestEdgePartition(t *testing.T) {
-	e := startEdge(t)
+func TestEdgePartition(t *testing.T) { forEachBroker(t, testEdgePartition) }
+
+func testEdgePartition(t *testing.T, e *edgeEnv) {
 	ctx := context.Background()
 	token := e.device(t, "pump", map[string]string{"setpoint": "20", "mode": `"auto"`, "fan": "1"})
 	proxy := newCutProxy(t, e.hubAddr)
