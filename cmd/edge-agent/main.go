@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cairn-platform/cairn/edge-agent/agent"
 	"github.com/cairn-platform/cairn/edge-agent/protocol"
@@ -27,7 +30,7 @@ import (
 func main() {
 	var (
 		hub, device, token, tokenFile, tokenDir, dataDir string
-		ebpfInterface, joinPassword                      string
+		ebpfInterface, joinPassword, metricsAddr         string
 		heartbeat, metricsInterval                       time.Duration
 		simulate                                         int
 	)
@@ -41,6 +44,7 @@ func main() {
 	flag.DurationVar(&heartbeat, "heartbeat", 30*time.Second, "Interval of the state heartbeat.")
 	flag.StringVar(&ebpfInterface, "ebpf-interface", "", "Network interface the eBPF packet counter and filter attach to (TCX, ingress and egress); empty runs without it.")
 	flag.DurationVar(&metricsInterval, "metrics-interval", 30*time.Second, "Interval of the packet counter reports.")
+	flag.StringVar(&metricsAddr, "metrics-address", "", "Address to serve Prometheus metrics on (/metrics), e.g. :9101; empty disables it.")
 	flag.IntVar(&simulate, "simulate", 0, "Run this many virtual devices <name>-0 … <name>-(N-1), each with its own session and store under --data-dir.")
 	verbose := flag.Bool("v", false, "Log debug messages.")
 	flag.Parse()
@@ -52,7 +56,11 @@ func main() {
 	log := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, log, hub, device, token, tokenFile, tokenDir, dataDir, ebpfInterface, joinPassword, heartbeat, metricsInterval, simulate)
+	metrics := agent.NewMetrics(prometheus.DefaultRegisterer)
+	if metricsAddr != "" {
+		go serveMetrics(ctx, log, metricsAddr)
+	}
+	err := run(ctx, log, metrics, hub, device, token, tokenFile, tokenDir, dataDir, ebpfInterface, joinPassword, heartbeat, metricsInterval, simulate)
 	stop()
 	if err != nil {
 		log.Error(err, "edge-agent failed")
@@ -60,7 +68,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, log logr.Logger, hub, device, token, tokenFile, tokenDir, dataDir, ebpfInterface, joinPassword string, heartbeat, metricsInterval time.Duration, simulate int) error {
+func run(ctx context.Context, log logr.Logger, metrics *agent.Metrics, hub, device, token, tokenFile, tokenDir, dataDir, ebpfInterface, joinPassword string, heartbeat, metricsInterval time.Duration, simulate int) error {
 	if simulate > 0 && ebpfInterface != "" {
 		return errors.New("--ebpf-interface and --simulate exclude each other: virtual devices share the host's interfaces")
 	}
@@ -103,6 +111,7 @@ func run(ctx context.Context, log logr.Logger, hub, device, token, tokenFile, to
 			Hub: hubURL, Device: dev, BootstrapToken: devToken, DataDir: dir,
 			Version: version.Version, Heartbeat: heartbeat, Log: log,
 			PacketFilterInterface: ebpfInterface, MetricsInterval: metricsInterval, JoinPassword: joinPassword,
+			Metrics: metrics,
 		})
 		if err != nil {
 			return fmt.Errorf("device %s: %w", dev, err)
@@ -121,4 +130,18 @@ func run(ctx context.Context, log logr.Logger, hub, device, token, tokenFile, to
 		all = append(all, err)
 	}
 	return errors.Join(all...)
+}
+
+// serveMetrics serves /metrics until ctx ends.
+func serveMetrics(ctx context.Context, log logr.Logger, addr string) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.Handler())
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error(err, "serving metrics", "address", addr)
+	}
 }

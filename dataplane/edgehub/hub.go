@@ -113,7 +113,7 @@ func New(opts Options) (*Hub, error) {
 		return nil, fmt.Errorf("adding the auth hook: %w", err)
 	}
 	if opts.DataDir != "" {
-		if err := h.server.AddHook(new(bolt.Hook), &bolt.Options{
+		if err := h.server.AddHook(sessionStore{new(bolt.Hook)}, &bolt.Options{
 			Path:    filepath.Join(opts.DataDir, "sessions.db"),
 			Options: &bbolt.Options{Timeout: 5 * time.Second},
 		}); err != nil {

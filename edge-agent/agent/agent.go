@@ -60,6 +60,8 @@ type Config struct {
 	OnDesired func(desired map[string]json.RawMessage)
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
+	// Metrics, shared by the agents of a process; nil keeps them unexported.
+	Metrics *Metrics
 }
 
 // Agent runs one device.
@@ -106,6 +108,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
@@ -185,6 +190,7 @@ func (a *Agent) credential(ctx context.Context) (string, error) {
 	if err := writeFileSync(path, []byte(credential)); err != nil {
 		return "", fmt.Errorf("storing the credential: %w", err)
 	}
+	a.cfg.Metrics.joins.Inc()
 	a.log.Info("joined the hub")
 	return credential, nil
 }
@@ -273,12 +279,58 @@ func (a *Agent) connectionUp(ctx context.Context, cm *autopaho.ConnectionManager
 	msg := twin.Message{Kind: twin.KindFull, From: dev.String(), Entries: a.state.Clone()}
 	a.mu.Unlock()
 	a.publishTwin(ctx, msg)
+	a.replayOutbox(ctx)
+}
+
+// replayOutbox sends the reports stored while offline, oldest first; what
+// fails stays for the next connection.
+func (a *Agent) replayOutbox(ctx context.Context) {
+	for {
+		items, err := a.store.Pending(100)
+		if err != nil {
+			a.log.Error(err, "reading the outbox")
+			return
+		}
+		if len(items) == 0 {
+			return
+		}
+		for _, it := range items {
+			if err := a.publishQoS(ctx, it.Topic, it.Payload, 1); err != nil {
+				return
+			}
+			if err := a.store.Ack(it.Seq); err != nil {
+				a.log.Error(err, "removing a sent report from the outbox")
+				return
+			}
+			a.cfg.Metrics.outboxReplayed.Inc()
+		}
+	}
+}
+
+// sendOrQueue publishes a report now, or stores it on disk for the next
+// connection.
+func (a *Agent) sendOrQueue(ctx context.Context, topic string, payload []byte) {
+	if a.Connected() && a.publishQoS(ctx, topic, payload, 1) == nil {
+		return
+	}
+	if _, err := a.store.Enqueue(topic, payload); err != nil {
+		a.log.Error(err, "storing a report in the outbox")
+		return
+	}
+	a.cfg.Metrics.outboxQueued.Inc()
 }
 
 func (a *Agent) setConnected(cm *autopaho.ConnectionManager) {
 	a.mu.Lock()
+	was := a.connected
 	a.cm, a.connected = cm, cm != nil
 	a.mu.Unlock()
+	switch {
+	case !was && cm != nil:
+		a.cfg.Metrics.connected.Inc()
+	case was && cm == nil:
+		a.cfg.Metrics.connected.Dec()
+	}
 }
 
 // Connected tells whether the agent has a session with the hub.
@@ -292,6 +344,7 @@ func (a *Agent) Connected() bool {
 func (a *Agent) onTwin(payload []byte) {
 	msg, err := twin.DecodeMessage(payload, protocol.MaxPayloadBytes)
 	if err != nil {
+		a.cfg.Metrics.rejected.Inc()
 		a.log.Info("ignoring a malformed twin message", "error", err.Error())
 		return
 	}
@@ -300,6 +353,7 @@ func (a *Agent) onTwin(payload []byte) {
 	changed, err := next.MergeChecked(msg.Entries, a.clock)
 	if err != nil {
 		a.mu.Unlock()
+		a.cfg.Metrics.rejected.Inc()
 		a.log.Info("ignoring a twin message", "error", err.Error())
 		return
 	}
@@ -317,6 +371,7 @@ func (a *Agent) onTwin(payload []byte) {
 		return
 	}
 	a.state = next
+	a.cfg.Metrics.twinChanges.Add(float64(len(changed)))
 	desired := a.state.Values(desiredPrefix)
 	desiredChanged := false
 	for _, k := range changed {
@@ -394,8 +449,15 @@ func (a *Agent) Reported() map[string]json.RawMessage {
 // SetEBPF records the packet filter's state for the next heartbeat.
 func (a *Agent) SetEBPF(st protocol.EBPFState) {
 	a.mu.Lock()
+	was := a.ebpf != nil && a.ebpf.Active
 	a.ebpf = &st
 	a.mu.Unlock()
+	switch {
+	case !was && st.Active:
+		a.cfg.Metrics.ebpfActive.Inc()
+	case was && !st.Active:
+		a.cfg.Metrics.ebpfActive.Dec()
+	}
 }
 
 func (a *Agent) publishState(ctx context.Context, online bool) {
@@ -421,21 +483,27 @@ func (a *Agent) publishTwin(ctx context.Context, msg twin.Message) {
 // not get through is sent again by the full exchange of the next
 // connection.
 func (a *Agent) publish(ctx context.Context, topic string, payload []byte) {
-	a.publishQoS(ctx, topic, payload, 1)
+	_ = a.publishQoS(ctx, topic, payload, 1)
 }
 
-func (a *Agent) publishQoS(ctx context.Context, topic string, payload []byte, qos byte) {
+var errOffline = errors.New("not connected to the hub")
+
+func (a *Agent) publishQoS(ctx context.Context, topic string, payload []byte, qos byte) error {
 	a.mu.Lock()
 	cm := a.cm
 	a.mu.Unlock()
 	if cm == nil {
-		return
+		return errOffline
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := cm.Publish(pctx, &paho.Publish{Topic: topic, QoS: qos, Payload: payload}); err != nil {
-		a.log.V(1).Info("publish failed; the next sync carries it", "topic", topic, "error", err.Error())
+		a.cfg.Metrics.publishErrors.Inc()
+		a.log.V(1).Info("publish failed", "topic", topic, "error", err.Error())
+		return err
 	}
+	a.cfg.Metrics.sent.WithLabelValues(strings.TrimPrefix(topic, a.cfg.Device.Prefix())).Inc()
+	return nil
 }
 
 // runPacketFilter applies rule changes and publishes counters until ctx

@@ -112,7 +112,8 @@ func (pf *packetFilter) report(ctx context.Context) {
 	}
 	b, err := json.Marshal(rep)
 	if err == nil {
-		pf.a.publishQoS(ctx, pf.a.cfg.Device.Topic(protocol.Metrics), b, 0)
+		// Reports made offline wait in the on-disk outbox.
+		pf.a.sendOrQueue(ctx, pf.a.cfg.Device.Topic(protocol.Metrics), b)
 	}
 }
 

@@ -37,7 +37,8 @@ func TestEdgePacketFilter(t *testing.T) {
 	}
 	token := e.device(t, "gw", nil)
 	setFilters(t, e.ns, "gw", rule("Count"))
-	e.agent(t, "gw", token, t.TempDir(), e.hubAddr, func(c *agent.Config) {
+	proxy := newCutProxy(t, e.hubAddr)
+	a, _ := e.agent(t, "gw", token, t.TempDir(), proxy.addr(), func(c *agent.Config) {
 		c.PacketFilterInterface = hostVeth
 		c.MetricsInterval = 200 * time.Millisecond
 	})
@@ -60,6 +61,31 @@ func TestEdgePacketFilter(t *testing.T) {
 		}
 		if got := counterValue(t, e.metrics, "cairn_edgehub_device_packets_total", map[string]string{"namespace": e.ns, "direction": "ingress", "protocol": "udp"}); got < n {
 			return fmt.Errorf("udp ingress packets at the hub = %v; want >= %d", got, n)
+		}
+		return nil
+	})
+
+	// Offline: counters keep counting, reports wait in the on-disk outbox
+	// and reach the hub after the partition.
+	hits := counterValue(t, e.metrics, "cairn_edgehub_filter_rule_hits_total", map[string]string{"namespace": e.ns, "rule": "sensor-udp"})
+	proxy.setCut(true)
+	eventually(t, 20*time.Second, func(context.Context) error {
+		if a.Connected() {
+			return fmt.Errorf("agent still connected")
+		}
+		return nil
+	})
+	if got := sendUDP(t, send, recv, n); got != n {
+		t.Fatalf("received %d of %d packets while the agent was offline", got, n)
+	}
+	time.Sleep(time.Second) // a few report intervals, all queued
+	if got := counterValue(t, e.metrics, "cairn_edgehub_filter_rule_hits_total", map[string]string{"namespace": e.ns, "rule": "sensor-udp"}); got != hits {
+		t.Fatalf("rule hits at the hub moved from %v to %v during the partition", hits, got)
+	}
+	proxy.setCut(false)
+	eventually(t, 30*time.Second, func(context.Context) error {
+		if got := counterValue(t, e.metrics, "cairn_edgehub_filter_rule_hits_total", map[string]string{"namespace": e.ns, "rule": "sensor-udp"}); got < hits+n {
+			return fmt.Errorf("rule hits at the hub = %v; want >= %v once the outbox is replayed", got, hits+n)
 		}
 		return nil
 	})

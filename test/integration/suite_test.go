@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,9 +70,9 @@ func eventually(t *testing.T, timeout time.Duration, cond func(context.Context) 
 }
 
 // runManager runs the Cairn controllers in-process against the test API
-// server until the test ends. Metrics and probes are off; controller names
-// may repeat, since every test starts its own manager.
-func runManager(tb testing.TB, cfg controllers.Config) {
+// server until the test ends or stop is called. Metrics and probes are off;
+// controller names may repeat, since every test starts its own manager.
+func runManager(tb testing.TB, cfg controllers.Config) (stop func()) {
 	tb.Helper()
 	skip := true
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
@@ -89,12 +90,17 @@ func runManager(tb testing.TB, cfg controllers.Config) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			tb.Errorf("manager: %v", err)
-		}
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				tb.Errorf("manager: %v", err)
+			}
+		})
+	}
+	tb.Cleanup(stop)
+	return stop
 }
 
 // testLogger logs through tb, which may be a benchmark.
