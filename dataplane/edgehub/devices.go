@@ -12,6 +12,9 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	edgev1alpha1 "github.com/cairn-platform/cairn/api/edge/v1alpha1"
 	"github.com/cairn-platform/cairn/edge-agent/protocol"
@@ -92,7 +95,7 @@ func (h *Hub) countOnlineLocked() int {
 
 // handleDeviceMessage handles what devices publish. The broker's ACL let
 // each device publish only under its own prefix.
-func (h *Hub) handleDeviceMessage(topic string, payload []byte) {
+func (h *Hub) handleDeviceMessage(ctx context.Context, topic string, payload []byte) {
 	dev, suffix, err := protocol.ParseTopic(topic)
 	if err != nil || strings.HasSuffix(suffix, "down") {
 		return // the hub's own messages, or not a device topic
@@ -104,7 +107,7 @@ func (h *Hub) handleDeviceMessage(topic string, payload []byte) {
 	}
 	switch suffix {
 	case protocol.TwinUp:
-		h.onTwin(dev, payload)
+		h.onTwin(ctx, dev, payload)
 	case protocol.State:
 		h.onState(dev, payload)
 	case protocol.Metrics:
@@ -122,7 +125,9 @@ func (h *Hub) reject(dev protocol.Device, suffix string, err error) {
 // onTwin merges a device's twin message. A full message (sent on every
 // connect) is answered with the hub's full state, so each side ends up
 // with the other's edits.
-func (h *Hub) onTwin(dev protocol.Device, payload []byte) {
+func (h *Hub) onTwin(ctx context.Context, dev protocol.Device, payload []byte) {
+	ctx, span := tracer.Start(ctx, "edgehub.MergeTwin", trace.WithAttributes(attribute.String("device", dev.String())))
+	defer span.End()
 	msg, err := twin.DecodeMessage(payload, protocol.MaxPayloadBytes)
 	if err != nil {
 		h.reject(dev, protocol.TwinUp, err)
@@ -160,7 +165,7 @@ func (h *Hub) onTwin(dev protocol.Device, payload []byte) {
 	h.mu.Unlock()
 	h.metrics.twinChanges.Add(float64(len(changed)))
 	if reply.Kind != "" {
-		h.publishTwin(dev, reply)
+		h.publishTwin(ctx, dev, reply)
 	}
 }
 
@@ -262,6 +267,8 @@ func (h *Hub) load(ctx context.Context, dev protocol.Device) error {
 // winning until the spec value itself changes.
 func (h *Hub) SyncSpec(ctx context.Context, obj *edgev1alpha1.EdgeDevice) error {
 	dev := protocol.Device{Namespace: obj.Namespace, Name: obj.Name}
+	ctx, span := tracer.Start(ctx, "edgehub.SyncSpec", trace.WithAttributes(attribute.String("device", dev.String())))
+	defer span.End()
 	h.mu.Lock()
 	loaded := h.deviceLocked(dev).loaded
 	h.mu.Unlock()
@@ -312,7 +319,7 @@ func (h *Hub) SyncSpec(ctx context.Context, obj *edgev1alpha1.EdgeDevice) error 
 	}
 	h.mu.Unlock()
 	if len(delta) > 0 {
-		h.publishTwin(dev, twin.Message{Kind: twin.KindDelta, From: HubNode, Entries: delta})
+		h.publishTwin(ctx, dev, twin.Message{Kind: twin.KindDelta, From: HubNode, Entries: delta})
 	}
 	return nil
 }
@@ -351,34 +358,45 @@ func (h *Hub) Forget(dev protocol.Device) {
 	h.disconnectDevice(dev, "the EdgeDevice was deleted")
 }
 
-func (h *Hub) publishTwin(dev protocol.Device, msg twin.Message) {
+func (h *Hub) publishTwin(ctx context.Context, dev protocol.Device, msg twin.Message) {
 	b, err := msg.Encode()
 	if err != nil {
 		h.log.Error(err, "encoding twin message", "device", dev.String())
 		return
 	}
-	h.publish(dev.Topic(protocol.TwinDown), b)
+	h.publish(ctx, dev.Topic(protocol.TwinDown), b)
 }
 
-func (h *Hub) publishJSON(topic string, v any) {
+func (h *Hub) publishJSON(ctx context.Context, topic string, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		h.log.Error(err, "encoding message", "topic", topic)
 		return
 	}
-	h.publish(topic, b)
+	h.publish(ctx, topic, b)
 }
 
-// publish sends at QoS 1; a device that is offline gets it from its
-// persistent session, and in any case from the full exchange on connect.
-func (h *Hub) publish(topic string, payload []byte) {
+// publish sends at QoS 1, with ctx's trace context in the user
+// properties; a device that is offline gets it from its persistent session,
+// and in any case from the full exchange on connect.
+func (h *Hub) publish(ctx context.Context, topic string, payload []byte) {
+	carrier := protocol.InjectTrace(ctx)
 	var err error
 	if h.external != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		err = h.external.publish(ctx, topic, payload)
+		err = h.external.publish(pctx, topic, payload, carrier)
 	} else {
-		err = h.server.Publish(topic, payload, false, 1)
+		pk := packets.Packet{
+			FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1},
+			TopicName:   topic,
+			Payload:     payload,
+			PacketID:    1, // inbound ids of inline publishes are not used, but must be set
+		}
+		for k, v := range carrier {
+			pk.Properties.User = append(pk.Properties.User, packets.UserProperty{Key: k, Val: v})
+		}
+		err = h.server.InjectPacket(h.publisher, pk)
 	}
 	if err != nil {
 		h.log.Error(err, "publishing", "topic", topic)

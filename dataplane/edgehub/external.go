@@ -68,7 +68,13 @@ func (h *Hub) startExternal(ctx context.Context, cfg ExternalBroker) error {
 			ClientID: "cairn-edge-hub",
 			OnPublishReceived: []func(paho.PublishReceived) (bool, error){
 				func(pr paho.PublishReceived) (bool, error) {
-					x.received(pr.Packet.Topic, pr.Packet.Payload)
+					props := map[string]string{}
+					if pr.Packet.Properties != nil {
+						for _, u := range pr.Packet.Properties.User {
+							props[u.Key] = u.Value
+						}
+					}
+					x.received(protocol.ExtractTrace(context.Background(), props), pr.Packet.Topic, pr.Packet.Payload)
 					return true, nil
 				},
 			},
@@ -120,14 +126,14 @@ func (x *external) connectionUp(ctx context.Context, cm *autopaho.ConnectionMana
 	}
 }
 
-func (x *external) received(topic string, payload []byte) {
+func (x *external) received(ctx context.Context, topic string, payload []byte) {
 	switch {
 	case topic == dynsecResponseTopic:
 		x.logControlErrors(payload)
 	case strings.HasPrefix(topic, protocol.Root+"/join/"):
-		x.h.handleJoin(topic, payload)
+		x.h.handleJoin(ctx, topic, payload)
 	default:
-		x.h.handleDeviceMessage(topic, payload)
+		x.h.handleDeviceMessage(ctx, topic, payload)
 	}
 }
 
@@ -153,8 +159,12 @@ func (x *external) revoke(ctx context.Context, dev protocol.Device) {
 	x.control(ctx, x.cm, cmd{"command": "deleteClient", "username": dev.String()})
 }
 
-func (x *external) publish(ctx context.Context, topic string, payload []byte) error {
-	_, err := x.cm.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Payload: payload})
+func (x *external) publish(ctx context.Context, topic string, payload []byte, trace map[string]string) error {
+	p := &paho.Publish{Topic: topic, QoS: 1, Payload: payload, Properties: &paho.PublishProperties{}}
+	for k, v := range trace {
+		p.Properties.User = append(p.Properties.User, paho.UserProperty{Key: k, Value: v})
+	}
+	_, err := x.cm.Publish(ctx, p)
 	return err
 }
 

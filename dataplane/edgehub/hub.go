@@ -25,6 +25,9 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/bbolt"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/crypto/nacl/box"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -75,8 +78,11 @@ type Hub struct {
 	clock      *twin.Clock
 	metrics    *metrics
 	identities sync.Map // client id -> identity
-	tcpAddr    net.Addr
-	external   *external
+	// publisher is the inline client the hub publishes as (mochi's own
+	// Publish cannot carry user properties).
+	publisher *mqtt.Client
+	tcpAddr   net.Addr
+	external  *external
 
 	mu      sync.Mutex
 	devices map[protocol.Device]*device
@@ -109,6 +115,8 @@ func New(opts Options) (*Hub, error) {
 		Capabilities: caps,
 		Logger:       slog.New(logr.ToSlogHandler(h.log.WithName("mqtt").V(1))),
 	})
+	h.publisher = h.server.NewClient(nil, "local", "cairn-edge-hub", true)
+	h.publisher.Properties.ProtocolVersion = 5
 	if err := h.server.AddHook(&authHook{hub: h}, nil); err != nil {
 		return nil, fmt.Errorf("adding the auth hook: %w", err)
 	}
@@ -165,10 +173,10 @@ func (h *Hub) Start(ctx context.Context) error {
 		}
 	}
 	onDevice := func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
-		h.handleDeviceMessage(pk.TopicName, pk.Payload)
+		h.handleDeviceMessage(traceContext(pk), pk.TopicName, pk.Payload)
 	}
 	onJoin := func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
-		h.handleJoin(pk.TopicName, pk.Payload)
+		h.handleJoin(traceContext(pk), pk.TopicName, pk.Payload)
 	}
 	if err := h.server.Subscribe(protocol.DeviceTopicFilter, 1, onDevice); err != nil {
 		return fmt.Errorf("subscribing to device topics: %w", err)
@@ -196,29 +204,30 @@ func (h *Hub) Start(ctx context.Context) error {
 // agent's key. The embedded broker let only a client that presented this
 // device's bootstrap token publish here; the token in the request is
 // checked in every case (an external broker's join account is shared).
-func (h *Hub) handleJoin(topic string, payload []byte) {
-	ctx := context.Background()
+func (h *Hub) handleJoin(ctx context.Context, topic string, payload []byte) {
 	dev, err := joinDevice(topic)
 	if err != nil {
 		h.log.Info("ignoring join message", "topic", topic, "error", err.Error())
 		return
 	}
+	ctx, span := tracer.Start(ctx, "edgehub.Join", trace.WithAttributes(attribute.String("device", dev.String())))
+	defer span.End()
 	var req protocol.JoinRequest
 	if err := json.Unmarshal(payload, &req); err != nil || len(req.PublicKey) != 32 {
 		h.metrics.authFailures.WithLabelValues("join").Inc()
-		h.publishJSON(dev.JoinResponseTopic(), protocol.JoinResponse{Error: "malformed join request: it needs the token and a 32-byte X25519 publicKey"})
+		h.publishJSON(ctx, dev.JoinResponseTopic(), protocol.JoinResponse{Error: "malformed join request: it needs the token and a 32-byte X25519 publicKey"})
 		return
 	}
 	if !h.creds.checkBootstrap(ctx, dev, req.Token) {
 		h.metrics.authFailures.WithLabelValues("join").Inc()
 		h.log.Info("join refused: wrong bootstrap token", "device", dev.String())
-		h.publishJSON(dev.JoinResponseTopic(), protocol.JoinResponse{Error: "the bootstrap token is not valid for this device"})
+		h.publishJSON(ctx, dev.JoinResponseTopic(), protocol.JoinResponse{Error: "the bootstrap token is not valid for this device"})
 		return
 	}
 	credential, err := h.creds.issue(ctx, dev)
 	if err != nil {
 		h.log.Error(err, "issuing a device credential", "device", dev.String())
-		h.publishJSON(dev.JoinResponseTopic(), protocol.JoinResponse{Error: "the hub could not issue a credential; try again"})
+		h.publishJSON(ctx, dev.JoinResponseTopic(), protocol.JoinResponse{Error: "the hub could not issue a credential; try again"})
 		return
 	}
 	if h.external != nil {
@@ -233,7 +242,7 @@ func (h *Hub) handleJoin(topic string, payload []byte) {
 	}
 	h.metrics.joins.Inc()
 	h.log.Info("device joined", "device", dev.String(), "agentVersion", req.AgentVersion)
-	h.publishJSON(dev.JoinResponseTopic(), protocol.JoinResponse{SealedCredential: sealed})
+	h.publishJSON(ctx, dev.JoinResponseTopic(), protocol.JoinResponse{SealedCredential: sealed})
 }
 
 // disconnectDevice ends dev's session, if connected: its credential was
@@ -282,6 +291,18 @@ func (h *Hub) enforceCredential(ctx context.Context, dev protocol.Device) error 
 func (h *Hub) connectedWith(dev protocol.Device, credHash string) bool {
 	v, ok := h.identities.Load(dev.String())
 	return ok && credHash != "" && equalSecret(v.(identity).credHash, credHash)
+}
+
+// tracer records the hub's spans.
+var tracer = otel.Tracer("github.com/cairn-platform/cairn/dataplane/edgehub")
+
+// traceContext is the context of a received packet's trace, if it has one.
+func traceContext(pk packets.Packet) context.Context {
+	props := make(map[string]string, len(pk.Properties.User))
+	for _, u := range pk.Properties.User {
+		props[u.Key] = u.Val
+	}
+	return protocol.ExtractTrace(context.Background(), props)
 }
 
 // kick wakes the status flusher.

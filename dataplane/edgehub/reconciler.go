@@ -15,6 +15,7 @@ import (
 	edgev1alpha1 "github.com/cairn-platform/cairn/api/edge/v1alpha1"
 	"github.com/cairn-platform/cairn/edge-agent/protocol"
 	"github.com/cairn-platform/cairn/internal/kube"
+	"github.com/cairn-platform/cairn/internal/telemetry"
 )
 
 // Reconciler keeps the hub in step with EdgeDevices: spec.desired edits go
@@ -61,5 +62,5 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&edgev1alpha1.EdgeDevice{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Secret{}, credentialOwner).
 		Named("edgehub").
-		Complete(r)
+		Complete(telemetry.TraceReconciler("EdgeHub", r))
 }

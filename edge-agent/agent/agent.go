@@ -22,6 +22,9 @@ import (
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/go-logr/logr"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cairn-platform/cairn/edge-agent/protocol"
 	"github.com/cairn-platform/cairn/edge-agent/twin"
@@ -88,6 +91,10 @@ const (
 
 // credentialFile holds the device credential inside DataDir.
 const credentialFile = "credential"
+
+// tracer records the agent's spans; without a configured provider they
+// cost nothing, and their context still travels to the hub.
+var tracer = otel.Tracer("github.com/cairn-platform/cairn/edge-agent/agent")
 
 // errRefused: the hub refused the credential (revoked or replaced).
 var errRefused = errors.New("the hub refused the device credential")
@@ -212,6 +219,16 @@ func (a *Agent) session(ctx context.Context, credential string) error {
 		ConnectUsername:               dev.String(),
 		ConnectPassword:               []byte(credential),
 		WillMessage:                   &paho.WillMessage{Topic: dev.Topic(protocol.State), Payload: will, QoS: 1},
+		// autopaho sends "request problem information = 0", on which
+		// mochi-mqtt strips user properties from every packet, PUBLISH
+		// included; the trace context travels in them.
+		ConnectPacketBuilder: func(c *paho.Connect, _ *url.URL) (*paho.Connect, error) {
+			if c.Properties == nil {
+				c.Properties = &paho.ConnectProperties{}
+			}
+			c.Properties.RequestProblemInfo = true
+			return c, nil
+		},
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
 			go a.connectionUp(ctx, cm)
 		},
@@ -233,7 +250,13 @@ func (a *Agent) session(ctx context.Context, credential string) error {
 			OnPublishReceived: []func(paho.PublishReceived) (bool, error){
 				func(pr paho.PublishReceived) (bool, error) {
 					if pr.Packet.Topic == dev.Topic(protocol.TwinDown) {
-						a.onTwin(pr.Packet.Payload)
+						props := map[string]string{}
+						if pr.Packet.Properties != nil {
+							for _, u := range pr.Packet.Properties.User {
+								props[u.Key] = u.Value
+							}
+						}
+						a.onTwin(protocol.ExtractTrace(context.Background(), props), pr.Packet.Payload)
 					}
 					return true, nil
 				},
@@ -341,7 +364,9 @@ func (a *Agent) Connected() bool {
 }
 
 // onTwin merges what the hub sent and persists it before anything else.
-func (a *Agent) onTwin(payload []byte) {
+func (a *Agent) onTwin(ctx context.Context, payload []byte) {
+	_, span := tracer.Start(ctx, "edge-agent.ApplyTwin", trace.WithAttributes(attribute.String("device", a.cfg.Device.String())))
+	defer span.End()
 	msg, err := twin.DecodeMessage(payload, protocol.MaxPayloadBytes)
 	if err != nil {
 		a.cfg.Metrics.rejected.Inc()
@@ -407,6 +432,8 @@ func (a *Agent) DeleteReported(ctx context.Context, name string) error {
 }
 
 func (a *Agent) write(ctx context.Context, key string, value json.RawMessage, del bool) error {
+	ctx, span := tracer.Start(ctx, "edge-agent.WriteTwin", trace.WithAttributes(attribute.String("device", a.cfg.Device.String()), attribute.String("key", key)))
+	defer span.End()
 	a.mu.Lock()
 	next := a.state.Clone()
 	var e twin.Entry
@@ -497,7 +524,11 @@ func (a *Agent) publishQoS(ctx context.Context, topic string, payload []byte, qo
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := cm.Publish(pctx, &paho.Publish{Topic: topic, QoS: qos, Payload: payload}); err != nil {
+	p := &paho.Publish{Topic: topic, QoS: qos, Payload: payload, Properties: &paho.PublishProperties{}}
+	for k, v := range protocol.InjectTrace(ctx) {
+		p.Properties.User = append(p.Properties.User, paho.UserProperty{Key: k, Value: v})
+	}
+	if _, err := cm.Publish(pctx, p); err != nil {
 		a.cfg.Metrics.publishErrors.Inc()
 		a.log.V(1).Info("publish failed", "topic", topic, "error", err.Error())
 		return err

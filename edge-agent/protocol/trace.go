@@ -1,0 +1,29 @@
+package protocol
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/propagation"
+)
+
+// Trace context travels in MQTT v5 user properties ("traceparent",
+// "tracestate"), as in the W3C Trace Context MQTT binding draft, so a span
+// on one side continues the trace of the other: reconcile → hub → agent,
+// and agent → hub.
+var traceContext = propagation.TraceContext{}
+
+// InjectTrace returns the user properties carrying ctx's span, if any.
+func InjectTrace(ctx context.Context) map[string]string {
+	c := propagation.MapCarrier{}
+	traceContext.Inject(ctx, c)
+	return c
+}
+
+// ExtractTrace returns ctx with the remote span of props (a user property
+// lookup) as parent.
+func ExtractTrace(ctx context.Context, props map[string]string) context.Context {
+	if len(props) == 0 {
+		return ctx
+	}
+	return traceContext.Extract(ctx, propagation.MapCarrier(props))
+}
