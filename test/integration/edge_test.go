@@ -304,6 +304,26 @@ func testEdgeJoinAndTwin(t *testing.T, e *edgeEnv) {
 		}
 	})
 
+	t.Run("an unknown device or a wrong token cannot join", func(t *testing.T) {
+		before := counterValue(t, e.metrics, "cairn_edgehub_auth_failures_total", map[string]string{"kind": "join"})
+		ghost, _ := e.agent(t, "ghost", "not-a-token", t.TempDir(), e.hubAddr)
+		impostor, _ := e.agent(t, "thermo", "not-thermos-token", t.TempDir(), e.hubAddr)
+		eventually(t, 20*time.Second, func(context.Context) error {
+			if got := counterValue(t, e.metrics, "cairn_edgehub_auth_failures_total", map[string]string{"kind": "join"}); got < before+2 {
+				return fmt.Errorf("join failures = %v; want >= %v", got, before+2)
+			}
+			return nil
+		})
+		if ghost.Connected() || impostor.Connected() {
+			t.Fatal("an agent with a wrong token is connected")
+		}
+		var cred corev1.Secret
+		err := env.Client.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "ghost-credentials"}, &cred)
+		if err == nil {
+			t.Fatal("a credential was issued for a device that does not exist")
+		}
+	})
+
 	t.Run("malformed and oversized messages are rejected, the device stays", func(t *testing.T) {
 		cred, err := os.ReadFile(filepath.Join(dir, "credential"))
 		if err != nil {
