@@ -161,7 +161,7 @@ func run(ctx context.Context, o options) (err error) {
 			return errors.New("not serving HTTP yet")
 		}
 		return nil
-	}); err != nil {
+	}, rec.Synced); err != nil {
 		return err
 	}
 

@@ -21,6 +21,9 @@ func (h Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f := h.Function
 	body, err := readBody(r, f.cfg.MaxRequestBytes)
 	if err != nil {
+		if errors.Is(err, ErrRequestTooLarge) {
+			f.invocations.refused(resultTooLarge)
+		}
 		h.fail(w, err)
 		return
 	}

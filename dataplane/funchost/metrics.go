@@ -109,6 +109,14 @@ func (fm functionMetrics) observe(res string, d time.Duration) {
 	fm.duration.Observe(d.Seconds())
 }
 
+// refused counts a request turned away before the guest ran; it has no
+// duration worth a histogram sample.
+func (fm functionMetrics) refused(res string) {
+	if c, ok := fm.results[res]; ok {
+		c.Inc()
+	}
+}
+
 // loaded starts reporting a Function: its pool and, from then on, its
 // invocations.
 func (m *metrics) loaded(f *Function) {

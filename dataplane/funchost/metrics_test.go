@@ -3,6 +3,8 @@ package funchost
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -34,9 +36,16 @@ func TestMetrics(t *testing.T) {
 	if _, err := f.Invoke(context.Background(), Request{Path: "/echo", Body: []byte("too long a body")}); !errors.Is(err, ErrRequestTooLarge) {
 		t.Fatalf("got %v, want %v", err, ErrRequestTooLarge)
 	}
+	// The HTTP front refuses a body over the limit before invoking: counted
+	// too, without a duration sample.
+	rec := httptest.NewRecorder()
+	Handler{Function: f}.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/echo", strings.NewReader("too long a body")))
+	if rec.Code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("HTTP status %d, want 413", rec.Code)
+	}
 
 	invocations := h.metrics.invocations
-	for res, want := range map[string]float64{resultOK: 3, resultTrap: 1, resultTimeout: 1, resultTooLarge: 1, resultClosed: 0} {
+	for res, want := range map[string]float64{resultOK: 3, resultTrap: 1, resultTimeout: 1, resultTooLarge: 2, resultClosed: 0} {
 		if got := testutil.ToFloat64(invocations.WithLabelValues("echo", res)); got != want {
 			t.Errorf("invocations{result=%q} = %v, want %v", res, got, want)
 		}

@@ -159,14 +159,14 @@ type Limits struct {
 
 	// MaxRequestBytes is the largest request body accepted (413 above).
 	// +kubebuilder:default=1048576
-	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=67108864
 	// +optional
 	MaxRequestBytes int64 `json:"maxRequestBytes,omitempty"`
 
 	// MaxResponseBytes is the largest response body a guest may produce.
 	// +kubebuilder:default=1048576
-	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=67108864
 	// +optional
 	MaxResponseBytes int64 `json:"maxResponseBytes,omitempty"`

@@ -26,6 +26,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	common "github.com/cairn-platform/cairn/api/common/v1alpha1"
 	serverlessv1alpha1 "github.com/cairn-platform/cairn/api/serverless/v1alpha1"
@@ -66,6 +67,10 @@ type Reconciler struct {
 	// failed, not retried until the digest or the config change.
 	loaded map[string]version
 	failed map[string]version
+
+	// startup tracks the Functions that existed when the host started, so
+	// it reports ready only once it has tried each of them.
+	startup startupTracker
 }
 
 // version is what a Function was loaded from.
@@ -89,6 +94,9 @@ func (v version) equal(o version) bool {
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	log := ctrl.LoggerFrom(ctx)
 	key := Key(req.Namespace, req.Name)
+	// Whatever the outcome below (loaded, failed, waiting for its digest),
+	// this Function has had its turn.
+	defer r.startup.seen(key)
 	var fn serverlessv1alpha1.Function
 	found, err := kube.GetIfExists(ctx, r.Client, req.NamespacedName, &fn)
 	if err != nil {
@@ -306,6 +314,11 @@ func configFor(fn *serverlessv1alpha1.Function) (funchost.Config, error) {
 	return cfg, nil
 }
 
+// Synced returns nil once the host has tried to load every Function that
+// existed when it started, so a new replica takes traffic only when it can
+// serve what the others serve. Meant for a readiness check.
+func (r *Reconciler) Synced() error { return r.startup.synced() }
+
 // SetupWithManager registers the reconciler. It watches Functions only: a
 // module change reaches it as a new status.digest from the controller.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
@@ -313,8 +326,74 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Registry == nil {
 		r.Registry = NewRegistry()
 	}
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		if !mgr.GetCache().WaitForCacheSync(ctx) {
+			return nil
+		}
+		var fns serverlessv1alpha1.FunctionList
+		if err := r.Client.List(ctx, &fns); err != nil {
+			return fmt.Errorf("listing Functions at start: %w", err)
+		}
+		var keys []string
+		for _, fn := range fns.Items {
+			if fn.Spec.Placement.Cluster {
+				keys = append(keys, Key(fn.Namespace, fn.Name))
+			}
+		}
+		r.startup.start(keys)
+		return nil
+	})); err != nil {
+		return fmt.Errorf("adding the startup listing: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&serverlessv1alpha1.Function{}).
 		Named("funchost").
 		Complete(r)
+}
+
+// startupTracker knows which of the Functions present at start have been
+// reconciled. Reconciles may run before the listing; seen keys are kept so
+// the order does not matter.
+type startupTracker struct {
+	mu      sync.Mutex
+	listed  bool
+	pending map[string]struct{}
+	done    map[string]struct{}
+}
+
+func (s *startupTracker) start(keys []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.listed, s.pending = true, map[string]struct{}{}
+	for _, k := range keys {
+		if _, ok := s.done[k]; !ok {
+			s.pending[k] = struct{}{}
+		}
+	}
+	s.done = nil // only needed until the listing
+}
+
+func (s *startupTracker) seen(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.listed {
+		if s.done == nil {
+			s.done = map[string]struct{}{}
+		}
+		s.done[key] = struct{}{}
+		return
+	}
+	delete(s.pending, key)
+}
+
+func (s *startupTracker) synced() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.listed {
+		return errors.New("the Functions have not been listed yet")
+	}
+	for k := range s.pending {
+		return fmt.Errorf("%d Functions not tried yet, %s among them", len(s.pending), k)
+	}
+	return nil
 }
