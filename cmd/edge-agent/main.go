@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -46,6 +47,7 @@ func main() {
 	flag.DurationVar(&metricsInterval, "metrics-interval", 30*time.Second, "Interval of the packet counter reports.")
 	flag.StringVar(&metricsAddr, "metrics-address", "", "Address to serve Prometheus metrics on (/metrics), e.g. :9101; empty disables it.")
 	flag.IntVar(&simulate, "simulate", 0, "Run this many virtual devices <name>-0 … <name>-(N-1), each with its own session and store under --data-dir.")
+	echoDesired := flag.Bool("echo-desired", false, "Report every desired property k back as the reported property echo.k whenever the desired properties change (benchmarks and tests of the twin round trip).")
 	verbose := flag.Bool("v", false, "Log debug messages.")
 	flag.Parse()
 	level := slog.LevelInfo
@@ -60,7 +62,7 @@ func main() {
 	if metricsAddr != "" {
 		go serveMetrics(ctx, log, metricsAddr)
 	}
-	err := run(ctx, log, metrics, hub, device, token, tokenFile, tokenDir, dataDir, ebpfInterface, joinPassword, heartbeat, metricsInterval, simulate)
+	err := run(ctx, log, metrics, hub, device, token, tokenFile, tokenDir, dataDir, ebpfInterface, joinPassword, heartbeat, metricsInterval, simulate, *echoDesired)
 	stop()
 	if err != nil {
 		log.Error(err, "edge-agent failed")
@@ -68,7 +70,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, log logr.Logger, metrics *agent.Metrics, hub, device, token, tokenFile, tokenDir, dataDir, ebpfInterface, joinPassword string, heartbeat, metricsInterval time.Duration, simulate int) error {
+func run(ctx context.Context, log logr.Logger, metrics *agent.Metrics, hub, device, token, tokenFile, tokenDir, dataDir, ebpfInterface, joinPassword string, heartbeat, metricsInterval time.Duration, simulate int, echoDesired bool) error {
 	if simulate > 0 && ebpfInterface != "" {
 		return errors.New("--ebpf-interface and --simulate exclude each other: virtual devices share the host's interfaces")
 	}
@@ -107,12 +109,27 @@ func run(ctx context.Context, log logr.Logger, metrics *agent.Metrics, hub, devi
 				}
 			}
 		}
-		a, err := agent.New(agent.Config{
+		cfg := agent.Config{
 			Hub: hubURL, Device: dev, BootstrapToken: devToken, DataDir: dir,
 			Version: version.Version, Heartbeat: heartbeat, Log: log,
 			PacketFilterInterface: ebpfInterface, MetricsInterval: metricsInterval, JoinPassword: joinPassword,
 			Metrics: metrics,
-		})
+		}
+		var a *agent.Agent
+		if echoDesired {
+			// OnDesired runs in the MQTT receive path: SetReported waits for
+			// its PUBACK, so it must not run there.
+			cfg.OnDesired = func(desired map[string]json.RawMessage) {
+				go func() {
+					for k, v := range desired {
+						if err := a.SetReported(ctx, "echo."+k, v); err != nil {
+							log.Error(err, "echoing a desired property", "device", dev.String(), "property", k)
+						}
+					}
+				}()
+			}
+		}
+		a, err := agent.New(cfg)
 		if err != nil {
 			return fmt.Errorf("device %s: %w", dev, err)
 		}

@@ -109,9 +109,13 @@ func (h *authHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 func (h *authHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	if v, ok := h.hub.identities.Load(cl.ID); ok {
 		id := v.(identity)
-		if !id.joining {
-			h.hub.disconnected(id.device, cl)
+		if id.joining {
+			// Join client ids are random: forget them. (A device's entry
+			// stays; a newer session of it may already have replaced it.)
+			h.hub.identities.Delete(cl.ID)
+			return
 		}
+		h.hub.disconnected(id.device, cl)
 	}
 }
 

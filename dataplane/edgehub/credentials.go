@@ -76,7 +76,7 @@ func (c *credentials) checkCredential(ctx context.Context, dev protocol.Device, 
 // working).
 func (c *credentials) issue(ctx context.Context, dev protocol.Device) (string, error) {
 	var d edgev1alpha1.EdgeDevice
-	if err := c.reader.Get(ctx, types.NamespacedName{Namespace: dev.Namespace, Name: dev.Name}, &d); err != nil {
+	if err := c.cached.Get(ctx, types.NamespacedName{Namespace: dev.Namespace, Name: dev.Name}, &d); err != nil {
 		return "", fmt.Errorf("reading EdgeDevice %s: %w", dev, err)
 	}
 	raw := make([]byte, 32)

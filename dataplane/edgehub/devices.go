@@ -44,6 +44,8 @@ type device struct {
 	ebpf         *protocol.EBPFState
 	// heartbeat is the spec's interval, for the external broker's sweep.
 	heartbeat time.Duration
+	// lastSeenWritten is the lastSeen last written to status.
+	lastSeenWritten time.Time
 }
 
 // deviceLocked returns dev's entry, creating it; h.mu is held.
@@ -66,8 +68,8 @@ func (h *Hub) connected(dev protocol.Device, cl *mqtt.Client) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	d := h.deviceLocked(dev)
-	d.conn, d.online, d.remote, d.lastSeen = cl, true, cl.Net.Remote, h.opts.Now()
-	h.metrics.connected.Set(float64(h.countOnlineLocked()))
+	d.conn, d.remote, d.lastSeen = cl, cl.Net.Remote, h.opts.Now()
+	h.setOnlineLocked(d, true)
 	h.markDirtyLocked(dev)
 }
 
@@ -78,19 +80,24 @@ func (h *Hub) disconnected(dev protocol.Device, cl *mqtt.Client) {
 	if d.conn != cl {
 		return // a newer session of the device took over
 	}
-	d.conn, d.online, d.offlineSince = nil, false, h.opts.Now()
-	h.metrics.connected.Set(float64(h.countOnlineLocked()))
+	d.conn, d.offlineSince = nil, h.opts.Now()
+	h.setOnlineLocked(d, false)
 	h.markDirtyLocked(dev)
 }
 
-func (h *Hub) countOnlineLocked() int {
-	n := 0
-	for _, d := range h.devices {
-		if d.online {
-			n++
-		}
+// setOnlineLocked records a device going on- or offline, keeping the count
+// of online devices (fleet-wide, so not recounted); h.mu is held.
+func (h *Hub) setOnlineLocked(d *device, online bool) {
+	if d.online == online {
+		return
 	}
-	return n
+	d.online = online
+	if online {
+		h.online++
+	} else {
+		h.online--
+	}
+	h.metrics.connected.Set(float64(h.online))
 }
 
 // handleDeviceMessage handles what devices publish. The broker's ACL let
@@ -178,23 +185,29 @@ func (h *Hub) onState(dev protocol.Device, payload []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	d := h.deviceLocked(dev)
-	if st.AgentVersion != "" {
-		d.agentVersion = st.AgentVersion
+	changed := false
+	if st.AgentVersion != "" && st.AgentVersion != d.agentVersion {
+		d.agentVersion, changed = st.AgentVersion, true
 	}
-	if st.EBPF != nil {
-		d.ebpf = st.EBPF
+	if st.EBPF != nil && (d.ebpf == nil || *d.ebpf != *st.EBPF) {
+		d.ebpf, changed = st.EBPF, true
 	}
 	d.lastSeen = h.opts.Now()
 	if h.external != nil && d.online != st.Online {
 		// Behind an external broker, heartbeats and the will message are
 		// the only signs of the session.
-		d.online = st.Online
 		if !st.Online {
 			d.offlineSince = d.lastSeen
 		}
-		h.metrics.connected.Set(float64(h.countOnlineLocked()))
+		h.setOnlineLocked(d, st.Online)
+		changed = true
 	}
-	h.markDirtyLocked(dev)
+	// A heartbeat that changes nothing only refreshes lastSeen, which is
+	// written at most every lastSeenResolution: at fleet scale heartbeats
+	// would otherwise turn into a status write each.
+	if changed || d.lastSeen.Sub(d.lastSeenWritten) >= lastSeenResolution {
+		h.markDirtyLocked(dev)
+	}
 }
 
 // sweep marks devices offline that missed three heartbeats: behind an
@@ -212,11 +225,11 @@ func (h *Hub) sweep(ctx context.Context) {
 		h.mu.Lock()
 		for dev, d := range h.devices {
 			if d.online && d.heartbeat > 0 && now.Sub(d.lastSeen) > 3*d.heartbeat {
-				d.online, d.offlineSince = false, now
+				d.offlineSince = now
+				h.setOnlineLocked(d, false)
 				h.markDirtyLocked(dev)
 			}
 		}
-		h.metrics.connected.Set(float64(h.countOnlineLocked()))
 		h.mu.Unlock()
 	}
 }
@@ -352,6 +365,10 @@ func specEntries(obj *edgev1alpha1.EdgeDevice) (map[string]json.RawMessage, erro
 // Forget drops a deleted device.
 func (h *Hub) Forget(dev protocol.Device) {
 	h.mu.Lock()
+	if d, ok := h.devices[dev]; ok {
+		h.setOnlineLocked(d, false)
+	}
+	h.identities.Delete(dev.String())
 	delete(h.devices, dev)
 	delete(h.dirty, dev)
 	h.mu.Unlock()

@@ -86,6 +86,7 @@ type Hub struct {
 
 	mu      sync.Mutex
 	devices map[protocol.Device]*device
+	online  int // devices with d.online
 	dirty   map[protocol.Device]struct{}
 	wake    chan struct{}
 }
@@ -137,39 +138,61 @@ func (h *Hub) NeedLeaderElection() bool { return true }
 // TCPAddr is the address the TCP listener is bound to, once started.
 func (h *Hub) TCPAddr() net.Addr { return h.tcpAddr }
 
-// Start serves MQTT until ctx ends.
+// Start serves MQTT until ctx ends, and writes device status meanwhile.
 func (h *Hub) Start(ctx context.Context) error {
+	serve := h.serveEmbedded
 	if h.opts.External != nil {
-		if err := h.startExternal(ctx, *h.opts.External); err != nil {
-			return err
-		}
-		done := make(chan struct{})
-		go func() { defer close(done); h.flushLoop(ctx) }()
+		serve = h.serveExternal
+	}
+	stop, err := serve(ctx)
+	if err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); h.flushLoop(ctx) }()
+	if h.external != nil {
 		go h.sweep(ctx)
-		<-ctx.Done()
+	}
+	<-ctx.Done()
+	err = stop()
+	<-done
+	// What arrived last, within the manager's shutdown grace period.
+	fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	h.flush(fctx)
+	return err
+}
+
+// serveExternal connects to the external broker; stop disconnects.
+func (h *Hub) serveExternal(ctx context.Context) (stop func() error, err error) {
+	if err := h.startExternal(ctx, *h.opts.External); err != nil {
+		return nil, err
+	}
+	return func() error {
 		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = h.external.cm.Disconnect(dctx)
-		<-done
-		h.flush(context.Background())
 		return nil
-	}
+	}, nil
+}
+
+// serveEmbedded starts the embedded broker's listeners; stop closes it.
+func (h *Hub) serveEmbedded(context.Context) (stop func() error, err error) {
 	ln := h.opts.TCPListener
 	if ln == nil && h.opts.TCPAddress != "" {
-		var err error
 		if ln, err = net.Listen("tcp", h.opts.TCPAddress); err != nil {
-			return fmt.Errorf("listening for MQTT on %s: %w", h.opts.TCPAddress, err)
+			return nil, fmt.Errorf("listening for MQTT on %s: %w", h.opts.TCPAddress, err)
 		}
 	}
 	if ln != nil {
 		h.tcpAddr = ln.Addr()
 		if err := h.server.AddListener(listeners.NewNet("tcp", ln)); err != nil {
-			return fmt.Errorf("adding the TCP listener: %w", err)
+			return nil, fmt.Errorf("adding the TCP listener: %w", err)
 		}
 	}
 	if h.opts.WebSocketAddress != "" {
 		if err := h.server.AddListener(listeners.NewWebsocket(listeners.Config{ID: "ws", Address: h.opts.WebSocketAddress})); err != nil {
-			return fmt.Errorf("adding the WebSocket listener: %w", err)
+			return nil, fmt.Errorf("adding the WebSocket listener: %w", err)
 		}
 	}
 	onDevice := func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
@@ -179,25 +202,21 @@ func (h *Hub) Start(ctx context.Context) error {
 		h.handleJoin(traceContext(pk), pk.TopicName, pk.Payload)
 	}
 	if err := h.server.Subscribe(protocol.DeviceTopicFilter, 1, onDevice); err != nil {
-		return fmt.Errorf("subscribing to device topics: %w", err)
+		return nil, fmt.Errorf("subscribing to device topics: %w", err)
 	}
 	if err := h.server.Subscribe(protocol.JoinTopicFilter, 2, onJoin); err != nil {
-		return fmt.Errorf("subscribing to join topics: %w", err)
+		return nil, fmt.Errorf("subscribing to join topics: %w", err)
 	}
 	if err := h.server.Serve(); err != nil {
-		return fmt.Errorf("starting the MQTT server: %w", err)
+		return nil, fmt.Errorf("starting the MQTT server: %w", err)
 	}
 	h.log.Info("edge hub serving", "tcp", h.tcpAddr, "websocket", h.opts.WebSocketAddress)
-	done := make(chan struct{})
-	go func() { defer close(done); h.flushLoop(ctx) }()
-	<-ctx.Done()
-	err := h.server.Close()
-	<-done
-	h.flush(context.Background()) // what arrived last
-	if err != nil {
-		return fmt.Errorf("closing the MQTT server: %w", err)
-	}
-	return nil
+	return func() error {
+		if err := h.server.Close(); err != nil {
+			return fmt.Errorf("closing the MQTT server: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 // handleJoin answers a join request with a fresh credential, sealed to the
@@ -272,9 +291,19 @@ func (h *Hub) enforceCredential(ctx context.Context, dev protocol.Device) error 
 	if h.external == nil && !connected {
 		return nil
 	}
+	key := client.ObjectKey{Namespace: dev.Namespace, Name: CredentialSecretName(dev.Name)}
 	var s corev1.Secret
-	found, err := kube.GetIfExists(ctx, h.opts.APIReader, client.ObjectKey{Namespace: dev.Namespace, Name: CredentialSecretName(dev.Name)}, &s)
+	found, err := kube.GetIfExists(ctx, h.opts.Client, key, &s)
 	if err != nil {
+		return err
+	}
+	current := found && (h.external != nil || h.connectedWith(dev, string(s.Data[credentialHashKey])))
+	if current {
+		return nil // the common case, answered by the cache
+	}
+	// The cache may lag behind a credential just issued: ask the API
+	// server before cutting a device off.
+	if found, err = kube.GetIfExists(ctx, h.opts.APIReader, key, &s); err != nil {
 		return err
 	}
 	switch {

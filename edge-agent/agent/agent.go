@@ -291,9 +291,23 @@ func (a *Agent) session(ctx context.Context, credential string) error {
 // the hub answers with its own.
 func (a *Agent) connectionUp(ctx context.Context, cm *autopaho.ConnectionManager) {
 	dev := a.cfg.Device
-	if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: dev.Topic(protocol.TwinDown), QoS: 1}}}); err != nil {
-		a.log.Info("subscribing failed", "error", err.Error())
-		return
+	// A busy hub may not answer the first SUBSCRIBE in time; without the
+	// subscription the device would look online and never sync.
+	for delay := a.cfg.RetryDelay; ; delay = min(delay*2, time.Minute) {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		_, err := cm.Subscribe(sctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: dev.Topic(protocol.TwinDown), QoS: 1}}})
+		cancel()
+		if err == nil {
+			break
+		}
+		a.log.Info("subscribing failed; retrying", "error", err.Error(), "retryIn", delay)
+		select {
+		case <-ctx.Done():
+			return
+		case <-cm.Done():
+			return
+		case <-time.After(delay):
+		}
 	}
 	a.setConnected(cm)
 	a.log.Info("connected to the hub")

@@ -17,8 +17,9 @@ import (
 	"github.com/cairn-platform/cairn/edge-agent/protocol"
 )
 
-// joinTimeout bounds one join attempt.
-const joinTimeout = 30 * time.Second
+// joinTimeout bounds one join attempt; a fleet joining at once keeps the
+// hub (and its API server) busy for a while.
+const joinTimeout = 2 * time.Minute
 
 // ErrJoinRefused means the hub did not accept the bootstrap token.
 var ErrJoinRefused = errors.New("the hub refused the bootstrap token")
