@@ -168,7 +168,9 @@ func (h *Hub) onTwin(ctx context.Context, dev protocol.Device, payload []byte) {
 	if msg.Kind == twin.KindFull {
 		reply = twin.Message{Kind: twin.KindFull, From: HubNode, Entries: d.state.Clone()}
 	}
-	h.markDirtyLocked(dev)
+	if len(changed) > 0 || d.lastSeen.Sub(d.lastSeenWritten) >= lastSeenResolution {
+		h.markDirtyLocked(dev)
+	}
 	h.mu.Unlock()
 	h.metrics.twinChanges.Add(float64(len(changed)))
 	if reply.Kind != "" {

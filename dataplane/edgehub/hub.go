@@ -57,8 +57,11 @@ type Options struct {
 	// APIReader reads through the cache.
 	APIReader client.Reader
 	Log       logr.Logger
-	// FlushInterval batches status writes per device (default 500ms).
+	// FlushInterval is the period of the status writer (default 500ms);
+	// a change wakes it earlier, after BatchDelay (default 50ms), so that
+	// what arrives together is written together.
 	FlushInterval time.Duration
+	BatchDelay    time.Duration
 	// Registerer takes the hub's metrics; nil skips them.
 	Registerer prometheus.Registerer
 	// Now is the clock (tests); nil is time.Now.
@@ -95,6 +98,9 @@ type Hub struct {
 func New(opts Options) (*Hub, error) {
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = 500 * time.Millisecond
+	}
+	if opts.BatchDelay <= 0 {
+		opts.BatchDelay = min(50*time.Millisecond, opts.FlushInterval)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

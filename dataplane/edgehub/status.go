@@ -50,7 +50,7 @@ func (h *Hub) flushLoop(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(h.opts.FlushInterval / 5):
+			case <-time.After(h.opts.BatchDelay):
 			}
 		}
 		h.flush(ctx)
