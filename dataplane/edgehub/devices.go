@@ -399,12 +399,11 @@ func (h *Hub) publishJSON(ctx context.Context, topic string, v any) {
 // properties; a device that is offline gets it from its persistent session,
 // and in any case from the full exchange on connect.
 func (h *Hub) publish(ctx context.Context, topic string, payload []byte) {
-	carrier := protocol.InjectTrace(ctx)
 	var err error
 	if h.external != nil {
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		err = h.external.publish(pctx, topic, payload, carrier)
+		err = h.external.publish(pctx, topic, payload)
 	} else {
 		pk := packets.Packet{
 			FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1},
@@ -412,7 +411,7 @@ func (h *Hub) publish(ctx context.Context, topic string, payload []byte) {
 			Payload:     payload,
 			PacketID:    1, // inbound ids of inline publishes are not used, but must be set
 		}
-		for k, v := range carrier {
+		for k, v := range protocol.InjectTrace(ctx) {
 			pk.Properties.User = append(pk.Properties.User, packets.UserProperty{Key: k, Val: v})
 		}
 		err = h.server.InjectPacket(h.publisher, pk)

@@ -68,13 +68,7 @@ func (h *Hub) startExternal(ctx context.Context, cfg ExternalBroker) error {
 			ClientID: "cairn-edge-hub",
 			OnPublishReceived: []func(paho.PublishReceived) (bool, error){
 				func(pr paho.PublishReceived) (bool, error) {
-					props := map[string]string{}
-					if pr.Packet.Properties != nil {
-						for _, u := range pr.Packet.Properties.User {
-							props[u.Key] = u.Value
-						}
-					}
-					x.received(protocol.ExtractTrace(context.Background(), props), pr.Packet.Topic, pr.Packet.Payload)
+					x.received(protocol.TraceFromPublish(pr.Packet), pr.Packet.Topic, pr.Packet.Payload)
 					return true, nil
 				},
 			},
@@ -159,12 +153,8 @@ func (x *external) revoke(ctx context.Context, dev protocol.Device) {
 	x.control(ctx, x.cm, cmd{"command": "deleteClient", "username": dev.String()})
 }
 
-func (x *external) publish(ctx context.Context, topic string, payload []byte, trace map[string]string) error {
-	p := &paho.Publish{Topic: topic, QoS: 1, Payload: payload, Properties: &paho.PublishProperties{}}
-	for k, v := range trace {
-		p.Properties.User = append(p.Properties.User, paho.UserProperty{Key: k, Value: v})
-	}
-	_, err := x.cm.Publish(ctx, p)
+func (x *external) publish(ctx context.Context, topic string, payload []byte) error {
+	_, err := x.cm.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Payload: payload, Properties: protocol.TraceProperties(ctx)})
 	return err
 }
 

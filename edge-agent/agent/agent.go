@@ -250,13 +250,7 @@ func (a *Agent) session(ctx context.Context, credential string) error {
 			OnPublishReceived: []func(paho.PublishReceived) (bool, error){
 				func(pr paho.PublishReceived) (bool, error) {
 					if pr.Packet.Topic == dev.Topic(protocol.TwinDown) {
-						props := map[string]string{}
-						if pr.Packet.Properties != nil {
-							for _, u := range pr.Packet.Properties.User {
-								props[u.Key] = u.Value
-							}
-						}
-						a.onTwin(protocol.ExtractTrace(context.Background(), props), pr.Packet.Payload)
+						a.onTwin(protocol.TraceFromPublish(pr.Packet), pr.Packet.Payload)
 					}
 					return true, nil
 				},
@@ -538,10 +532,7 @@ func (a *Agent) publishQoS(ctx context.Context, topic string, payload []byte, qo
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	p := &paho.Publish{Topic: topic, QoS: qos, Payload: payload, Properties: &paho.PublishProperties{}}
-	for k, v := range protocol.InjectTrace(ctx) {
-		p.Properties.User = append(p.Properties.User, paho.UserProperty{Key: k, Value: v})
-	}
+	p := &paho.Publish{Topic: topic, QoS: qos, Payload: payload, Properties: protocol.TraceProperties(ctx)}
 	if _, err := cm.Publish(pctx, p); err != nil {
 		a.cfg.Metrics.publishErrors.Inc()
 		a.log.V(1).Info("publish failed", "topic", topic, "error", err.Error())

@@ -3,6 +3,7 @@ package protocol
 import (
 	"context"
 
+	"github.com/eclipse/paho.golang/paho"
 	"go.opentelemetry.io/otel/propagation"
 )
 
@@ -26,4 +27,25 @@ func ExtractTrace(ctx context.Context, props map[string]string) context.Context 
 		return ctx
 	}
 	return traceContext.Extract(ctx, propagation.MapCarrier(props))
+}
+
+// TraceProperties returns PUBLISH properties carrying ctx's trace context.
+func TraceProperties(ctx context.Context) *paho.PublishProperties {
+	p := &paho.PublishProperties{}
+	for k, v := range InjectTrace(ctx) {
+		p.User = append(p.User, paho.UserProperty{Key: k, Value: v})
+	}
+	return p
+}
+
+// TraceFromPublish returns a context whose parent is the trace context a
+// received PUBLISH carries, if any.
+func TraceFromPublish(p *paho.Publish) context.Context {
+	props := map[string]string{}
+	if p.Properties != nil {
+		for _, u := range p.Properties.User {
+			props[u.Key] = u.Value
+		}
+	}
+	return ExtractTrace(context.Background(), props)
 }
