@@ -45,9 +45,12 @@ func (c *credentials) checkBootstrap(ctx context.Context, dev protocol.Device, t
 	if err := c.cached.Get(ctx, types.NamespacedName{Namespace: dev.Namespace, Name: dev.Name}, &d); err != nil {
 		return false
 	}
+	// Read through the cache: a revoked token's Secret is deleted and at
+	// once recreated with a new token under the same name, and a lagging
+	// cache must not let the old token join.
 	var s corev1.Secret
 	key := types.NamespacedName{Namespace: dev.Namespace, Name: edge.BootstrapSecretName(&d)}
-	if err := c.cached.Get(ctx, key, &s); err != nil {
+	if err := c.reader.Get(ctx, key, &s); err != nil {
 		return false
 	}
 	want := string(s.Data[edge.BootstrapTokenKey])

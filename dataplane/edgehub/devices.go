@@ -21,6 +21,23 @@ import (
 	"github.com/cairn-platform/cairn/edge-agent/twin"
 )
 
+// MaxTwinBytes bounds a device's twin, so that the whole twin fits in one
+// MQTT message (the full exchange on connect; brokers refuse packets over
+// protocol.MaxPayloadBytes, and mosquitto disconnects the sender) and in
+// EdgeDevice status, well under the API server's object limit. A device
+// message that would grow the twin beyond it is rejected; the device's
+// other properties keep syncing.
+const MaxTwinBytes = 192 << 10
+
+// twinBytes approximates the size of s in status.twin.
+func twinBytes(s twin.State) int {
+	n := 0
+	for k, e := range s {
+		n += len(k) + len(e.Value) + len(e.Stamp.Node) + 96 // field names, stamp digits, hash
+	}
+	return n
+}
+
 // Twin key prefixes.
 const (
 	DesiredPrefix  = "desired/"
@@ -157,12 +174,17 @@ func (h *Hub) onTwin(ctx context.Context, dev protocol.Device, payload []byte) {
 		h.mu.Lock()
 		d = h.deviceLocked(dev)
 	}
-	changed, err := d.state.MergeChecked(msg.Entries, h.clock)
+	next := d.state.Clone()
+	changed, err := next.MergeChecked(msg.Entries, h.clock)
+	if err == nil && len(changed) > 0 && twinBytes(next) > MaxTwinBytes {
+		err = fmt.Errorf("the twin would hold %d bytes, over the %d an EdgeDevice status can carry", twinBytes(next), MaxTwinBytes)
+	}
 	if err != nil {
 		h.mu.Unlock()
 		h.reject(dev, protocol.TwinUp, err)
 		return
 	}
+	d.state = next
 	d.lastSeen = h.opts.Now()
 	var reply twin.Message
 	if msg.Kind == twin.KindFull {

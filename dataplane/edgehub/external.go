@@ -89,7 +89,7 @@ func (h *Hub) startExternal(ctx context.Context, cfg ExternalBroker) error {
 func (x *external) connectionUp(ctx context.Context, cm *autopaho.ConnectionManager) {
 	// The hub's own role, then the join account: both are idempotent
 	// (errors for objects that exist are logged and harmless).
-	x.control(ctx, cm,
+	if err := x.control(ctx, cm,
 		cmd{"command": "createRole", "rolename": hubRole, "acls": []cmd{
 			{"acltype": "publishClientSend", "topic": protocol.Root + "/#", "allow": true},
 			{"acltype": "publishClientReceive", "topic": protocol.Root + "/#", "allow": true},
@@ -103,7 +103,9 @@ func (x *external) connectionUp(ctx context.Context, cm *autopaho.ConnectionMana
 		}},
 		cmd{"command": "createClient", "username": protocol.JoinUsername, "password": x.cfg.JoinPassword, "roles": []cmd{{"rolename": joinRole}}},
 		cmd{"command": "setClientPassword", "username": protocol.JoinUsername, "password": x.cfg.JoinPassword},
-	)
+	); err != nil {
+		x.h.log.Error(err, "setting up the hub's and the join account's roles")
+	}
 	subs := []paho.SubscribeOptions{
 		{Topic: dynsecResponseTopic, QoS: 1},
 		{Topic: protocol.DeviceTopicFilter, QoS: 1},
@@ -133,10 +135,10 @@ func (x *external) received(ctx context.Context, topic string, payload []byte) {
 
 // grant creates (or replaces) the device's broker account with its
 // credential and a role confined to its topics.
-func (x *external) grant(ctx context.Context, dev protocol.Device, credential string) {
+func (x *external) grant(ctx context.Context, dev protocol.Device, credential string) error {
 	p := dev.Prefix()
 	role := deviceRole(dev)
-	x.control(ctx, x.cm,
+	return x.control(ctx, x.cm,
 		cmd{"command": "createRole", "rolename": role, "acls": []cmd{
 			{"acltype": "publishClientSend", "topic": p + "+/down", "priority": 10, "allow": false},
 			{"acltype": "publishClientSend", "topic": p + "#", "allow": true},
@@ -149,8 +151,8 @@ func (x *external) grant(ctx context.Context, dev protocol.Device, credential st
 }
 
 // revoke deletes the device's broker account; the plugin disconnects it.
-func (x *external) revoke(ctx context.Context, dev protocol.Device) {
-	x.control(ctx, x.cm, cmd{"command": "deleteClient", "username": dev.String()})
+func (x *external) revoke(ctx context.Context, dev protocol.Device) error {
+	return x.control(ctx, x.cm, cmd{"command": "deleteClient", "username": dev.String()})
 }
 
 func (x *external) publish(ctx context.Context, topic string, payload []byte) error {
@@ -161,17 +163,30 @@ func (x *external) publish(ctx context.Context, topic string, payload []byte) er
 type cmd = map[string]any
 
 // control sends dynamic security commands; the broker runs them in order
-// and answers on the response topic, where errors are logged.
-func (x *external) control(ctx context.Context, cm *autopaho.ConnectionManager, commands ...cmd) {
+// and answers on the response topic, where errors are logged. It waits for
+// the connection and retries: a lost revocation would leave a device in.
+func (x *external) control(ctx context.Context, cm *autopaho.ConnectionManager, commands ...cmd) error {
 	b, err := json.Marshal(map[string]any{"commands": commands})
 	if err != nil {
-		x.h.log.Error(err, "encoding dynamic security commands")
-		return
+		return fmt.Errorf("encoding dynamic security commands: %w", err)
 	}
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := cm.Publish(pctx, &paho.Publish{Topic: dynsecTopic, QoS: 1, Payload: b}); err != nil {
-		x.h.log.Error(err, "sending dynamic security commands")
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = cm.AwaitConnection(actx)
+		if err == nil {
+			_, err = cm.Publish(actx, &paho.Publish{Topic: dynsecTopic, QoS: 1, Payload: b})
+		}
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if attempt == 3 || ctx.Err() != nil {
+			return fmt.Errorf("sending dynamic security commands: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 }
 

@@ -256,7 +256,11 @@ func (h *Hub) handleJoin(ctx context.Context, topic string, payload []byte) {
 		return
 	}
 	if h.external != nil {
-		h.external.grant(ctx, dev, credential)
+		if err := h.external.grant(ctx, dev, credential); err != nil {
+			h.log.Error(err, "registering the device with the external broker", "device", dev.String())
+			h.publishJSON(ctx, dev.JoinResponseTopic(), protocol.JoinResponse{Error: "the hub could not register the device with the broker; try again"})
+			return
+		}
 	}
 	var key [32]byte
 	copy(key[:], req.PublicKey)
@@ -275,7 +279,9 @@ func (h *Hub) handleJoin(ctx context.Context, topic string, payload []byte) {
 func (h *Hub) disconnectDevice(dev protocol.Device, why string) {
 	if h.external != nil {
 		h.log.Info("revoking device on the external broker", "device", dev.String(), "reason", why)
-		h.external.revoke(context.Background(), dev)
+		if err := h.external.revoke(context.Background(), dev); err != nil {
+			h.log.Error(err, "revoking the device on the external broker", "device", dev.String())
+		}
 		return
 	}
 	cl, ok := h.server.Clients.Get(dev.String())
@@ -314,7 +320,8 @@ func (h *Hub) enforceCredential(ctx context.Context, dev protocol.Device) error 
 	}
 	switch {
 	case h.external != nil && !found:
-		h.external.revoke(ctx, dev)
+		// An error requeues the reconcile: a revocation must not be lost.
+		return h.external.revoke(ctx, dev)
 	case h.external == nil && (!found || !h.connectedWith(dev, string(s.Data[credentialHashKey]))):
 		h.disconnectDevice(dev, "its credential was revoked or replaced")
 	}

@@ -342,9 +342,19 @@ func testEdgeJoinAndTwin(t *testing.T, e *edgeEnv) {
 				t.Fatalf("publish: %v", err)
 			}
 		}
+		// 40 properties of 15 KiB each: every message fits, the twin would
+		// not (in status, nor in the full twin message sent on connect).
+		big := fmt.Sprintf(`"%s"`, strings.Repeat("x", 15<<10))
+		const bigCount = 40
+		for i := range bigCount {
+			payload := fmt.Sprintf(`{"kind":"delta","from":"x","entries":{"reported/big%d":{"v":%s,"s":{"w":%d,"l":0,"n":"x"}}}}`, i, big, time.Now().UnixNano())
+			if _, err := c.Publish(ctx, &paho.Publish{Topic: thermo.Topic(protocol.TwinUp), QoS: 1, Payload: []byte(payload)}); err != nil {
+				t.Fatalf("publish: %v", err)
+			}
+		}
 		eventually(t, 10*time.Second, func(context.Context) error {
-			if got := counterValue(t, e.metrics, "cairn_edgehub_rejected_messages_total", map[string]string{"topic": protocol.TwinUp}); got != 4 {
-				return fmt.Errorf("rejected twin messages = %v; want 4", got)
+			if got, want := counterValue(t, e.metrics, "cairn_edgehub_rejected_messages_total", map[string]string{"topic": protocol.TwinUp}), 5; got < float64(want) {
+				return fmt.Errorf("rejected twin messages = %v; want 4 malformed and at least one over the twin size", got)
 			}
 			return nil
 		})
@@ -360,13 +370,21 @@ func testEdgeJoinAndTwin(t *testing.T, e *edgeEnv) {
 		if _, ok := d.Status.Reported["t"]; ok {
 			t.Fatalf("a rejected message reached status: %v", d.Status.Reported)
 		}
+		if _, ok := d.Status.Reported["big39"]; ok {
+			t.Fatal("the twin grew past MaxTwinBytes")
+		}
+		if _, ok := d.Status.Reported["big0"]; !ok {
+			t.Fatal("properties within the twin size limit did not reach status")
+		}
 	})
 
 	t.Run("revoked devices are disconnected and cannot come back", func(t *testing.T) {
 		a, _ := e.agent(t, "thermo", token, dir, e.hubAddr)
 		e.waitDevice(t, "thermo", func(d *edgev1alpha1.EdgeDevice) error { return conditionIs(d, "Online", metav1.ConditionTrue) })
-		// Revoke: the credential and the bootstrap token go.
-		for _, name := range []string{"thermo-credentials", "thermo-bootstrap"} {
+		// Revoke: the bootstrap token goes first (as cairn device revoke
+		// does), or the disconnected agent could join again with it before
+		// the credential is gone.
+		for _, name := range []string{"thermo-bootstrap", "thermo-credentials"} {
 			if err := env.Client.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: name}}); err != nil {
 				t.Fatal(err)
 			}
