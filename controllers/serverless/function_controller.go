@@ -11,9 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -63,6 +65,16 @@ type FunctionReconciler struct {
 	// OCIPollInterval is how often an OCI module referenced by tag is
 	// resolved again to follow the tag; zero means DefaultOCIPollInterval.
 	OCIPollInterval time.Duration
+
+	// resolvedAt remembers when each OCI Function's generation was last
+	// resolved against its registry, so the reconciles that hosts' status
+	// reports trigger do not each ask the registry again.
+	resolvedAt sync.Map // types.NamespacedName -> ociResolved
+}
+
+type ociResolved struct {
+	generation int64
+	at         time.Time
 }
 
 // resolution is what the controller learnt of a Function's module.
@@ -84,6 +96,9 @@ type resolution struct {
 func (r *FunctionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var fn serverlessv1alpha1.Function
 	if err := r.Get(ctx, req.NamespacedName, &fn); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.resolvedAt.Delete(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	base := fn.DeepCopy()
@@ -172,6 +187,16 @@ func (r *FunctionReconciler) resolveOCI(ctx context.Context, fn *serverlessv1alp
 	if !strings.Contains(oci.Ref, "@") {
 		poll = cmp.Or(r.OCIPollInterval, DefaultOCIPollInterval)
 	}
+	key := client.ObjectKeyFromObject(fn)
+	if v, ok := r.resolvedAt.Load(key); ok && fn.Status.Digest != "" && fn.Status.ObservedGeneration == fn.Generation {
+		last := v.(ociResolved)
+		if since := time.Since(last.at); last.generation == fn.Generation && (poll == 0 || since < poll) {
+			// Resolved for this generation, and the tag is not due: keep
+			// what status says until the poll.
+			return resolution{digest: fn.Status.Digest, size: fn.Status.Size, artifact: fn.Status.Artifact, requeue: max(poll-since, 0)}, nil
+		}
+	}
+	defer r.resolvedAt.Store(key, ociResolved{generation: fn.Generation, at: time.Now()})
 	failed := func(err error) (resolution, error) {
 		var p *source.OCIProblem
 		if !errors.As(err, &p) {

@@ -1,12 +1,6 @@
 package edgehub
 
-import (
-	"encoding/json"
-
-	"github.com/prometheus/client_golang/prometheus"
-)
-
-var jsonUnmarshal = json.Unmarshal
+import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
 	connected    prometheus.Gauge

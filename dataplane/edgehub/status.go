@@ -155,7 +155,7 @@ func (h *Hub) applyStatusLocked(obj *edgev1alpha1.EdgeDevice, d *device) {
 // isOnlyResourceVersion tells an empty optimistic-lock patch.
 func isOnlyResourceVersion(patch []byte) bool {
 	var m map[string]any
-	if err := jsonUnmarshal(patch, &m); err != nil {
+	if err := json.Unmarshal(patch, &m); err != nil {
 		return false
 	}
 	meta, _ := m["metadata"].(map[string]any)
