@@ -53,6 +53,9 @@ type Config struct {
 	// EdgeHub, when set, serves the edge agents and is kept in sync with
 	// EdgeDevices.
 	EdgeHub *edgehub.Hub
+	// OTAURL is the base URL devices reach the OTA server at; empty leaves
+	// Firmware rollouts waiting.
+	OTAURL string
 }
 
 // SetupAll registers the Cairn reconcilers with mgr.
@@ -69,7 +72,7 @@ func SetupAll(mgr ctrl.Manager, cfg Config) error {
 		"AuthPolicy": &gateway.AuthPolicyReconciler{Client: c, Recorder: recorder},
 		"GitRepo":    &gitops.GitRepoReconciler{Client: c, Recorder: recorder},
 		"EdgeDevice": &edge.EdgeDeviceReconciler{Client: c, Recorder: recorder},
-		"Firmware":   &edge.FirmwareReconciler{Client: c, Recorder: recorder},
+		"Firmware":   &edge.FirmwareReconciler{Client: c, Recorder: recorder, OTAURL: cfg.OTAURL},
 		"Function":   &serverless.FunctionReconciler{Client: c, Recorder: recorder, OCIPollInterval: cfg.OCIPollInterval},
 	}
 	if cfg.EdgeHub != nil {

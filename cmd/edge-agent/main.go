@@ -34,6 +34,7 @@ func main() {
 		ebpfInterface, joinPassword, metricsAddr         string
 		heartbeat, metricsInterval                       time.Duration
 		simulate                                         int
+		ota                                              otaFlags
 	)
 	flag.StringVar(&hub, "hub", "", "Edge hub URL: mqtt://host:1883 or ws://host:port/.")
 	flag.StringVar(&device, "device", "", "This device's EdgeDevice, <namespace>/<name>; with --simulate, the name is a prefix.")
@@ -47,6 +48,7 @@ func main() {
 	flag.DurationVar(&metricsInterval, "metrics-interval", 30*time.Second, "Interval of the packet counter reports.")
 	flag.StringVar(&metricsAddr, "metrics-address", "", "Address to serve Prometheus metrics on (/metrics), e.g. :9101; empty disables it.")
 	flag.IntVar(&simulate, "simulate", 0, "Run this many virtual devices <name>-0 … <name>-(N-1), each with its own session and store under --data-dir.")
+	ota.register(flag.CommandLine)
 	echoDesired := flag.Bool("echo-desired", false, "Report every desired property k back as the reported property echo.k whenever the desired properties change (benchmarks and tests of the twin round trip).")
 	verbose := flag.Bool("v", false, "Log debug messages.")
 	flag.Parse()
@@ -62,7 +64,7 @@ func main() {
 	if metricsAddr != "" {
 		go serveMetrics(ctx, log, metricsAddr)
 	}
-	err := run(ctx, log, metrics, hub, device, token, tokenFile, tokenDir, dataDir, ebpfInterface, joinPassword, heartbeat, metricsInterval, simulate, *echoDesired)
+	err := run(ctx, log, metrics, hub, device, token, tokenFile, tokenDir, dataDir, ebpfInterface, joinPassword, heartbeat, metricsInterval, simulate, *echoDesired, ota)
 	stop()
 	if err != nil {
 		log.Error(err, "edge-agent failed")
@@ -70,7 +72,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, log logr.Logger, metrics *agent.Metrics, hub, device, token, tokenFile, tokenDir, dataDir, ebpfInterface, joinPassword string, heartbeat, metricsInterval time.Duration, simulate int, echoDesired bool) error {
+func run(ctx context.Context, log logr.Logger, metrics *agent.Metrics, hub, device, token, tokenFile, tokenDir, dataDir, ebpfInterface, joinPassword string, heartbeat, metricsInterval time.Duration, simulate int, echoDesired bool, otaFlags otaFlags) error {
 	if simulate > 0 && ebpfInterface != "" {
 		return errors.New("--ebpf-interface and --simulate exclude each other: virtual devices share the host's interfaces")
 	}
@@ -114,6 +116,9 @@ func run(ctx context.Context, log logr.Logger, metrics *agent.Metrics, hub, devi
 			Version: version.Version, Heartbeat: heartbeat, Log: log,
 			PacketFilterInterface: ebpfInterface, MetricsInterval: metricsInterval, JoinPassword: joinPassword,
 			Metrics: metrics,
+		}
+		if cfg.OTA, err = otaFlags.config(dev, dir); err != nil {
+			return fmt.Errorf("device %s: %w", dev, err)
 		}
 		var a *agent.Agent
 		if echoDesired {

@@ -8,8 +8,10 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -24,6 +26,8 @@ import (
 	"github.com/cairn-platform/cairn/controllers/serverless"
 	"github.com/cairn-platform/cairn/dataplane/authz"
 	"github.com/cairn-platform/cairn/dataplane/edgehub"
+	"github.com/cairn-platform/cairn/dataplane/ota/kubesource"
+	otaserver "github.com/cairn-platform/cairn/dataplane/ota/server"
 	xdsserver "github.com/cairn-platform/cairn/dataplane/xds/server"
 	"github.com/cairn-platform/cairn/dataplane/xds/translate"
 	"github.com/cairn-platform/cairn/internal/grpcserve"
@@ -57,6 +61,10 @@ type options struct {
 	authzAddr        string
 	tracingAddr      string
 	tracingPercent   float64
+	otaAddr          string
+	otaPublicURL     string
+	otaCacheDir      string
+	otaCacheBytes    int64
 }
 
 func main() {
@@ -85,6 +93,10 @@ func main() {
 	flag.StringVar(&o.tracingAddr, "gateway-tracing-address", "", "host:port of an OTLP/gRPC collector that Envoy gateways send spans to; empty disables gateway tracing.")
 	flag.Float64Var(&o.tracingPercent, "gateway-tracing-sample-percent", 1, "Percentage of gateway requests traced.")
 	zapOpts := zap.Options{}
+	flag.StringVar(&o.otaAddr, "ota-bind-address", ":8090", "Address of the OTA server devices download firmware metadata, images and deltas from (needs the edge hub, which checks device credentials); empty disables it.")
+	flag.StringVar(&o.otaPublicURL, "ota-public-url", "", "Base URL devices reach the OTA server at (http://cairn-ota.cairn-system.svc:8090); empty leaves Firmware rollouts waiting.")
+	flag.StringVar(&o.otaCacheDir, "ota-cache-dir", filepath.Join(os.TempDir(), "cairn-ota"), "Directory caching firmware images and the binary deltas built between them.")
+	flag.Int64Var(&o.otaCacheBytes, "ota-cache-max-bytes", 4<<30, "Size above which the least recently used cached images and deltas are removed; 0 keeps everything.")
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
@@ -181,6 +193,20 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("creating the edge hub: %w", err)
 		}
 		ctrlCfg.EdgeHub = hub
+		if o.otaAddr != "" {
+			src := &kubesource.Source{Client: mgr.GetClient(), Authenticate: hub.AuthenticateDevice}
+			ota, err := otaserver.New(src.Config(otaserver.Config{
+				CacheDir: o.otaCacheDir, MaxCacheBytes: o.otaCacheBytes,
+				Log: ctrl.Log.WithName("ota"), Registerer: ctrlmetrics.Registry,
+			}))
+			if err != nil {
+				return fmt.Errorf("creating the OTA server: %w", err)
+			}
+			if err := mgr.Add(httpRunnable{name: "ota", addr: o.otaAddr, handler: ota.Handler()}); err != nil {
+				return fmt.Errorf("adding the OTA server: %w", err)
+			}
+			ctrlCfg.OTAURL = o.otaPublicURL
+		}
 	}
 	if err := controllers.SetupAll(mgr, ctrlCfg); err != nil {
 		return err
@@ -247,6 +273,34 @@ func (g grpcRunnable) Start(ctx context.Context) error {
 }
 
 func (grpcRunnable) NeedLeaderElection() bool { return false }
+
+// httpRunnable serves HTTP on every replica until the manager stops.
+type httpRunnable struct {
+	name    string
+	addr    string
+	handler http.Handler
+}
+
+func (h httpRunnable) Start(ctx context.Context) error {
+	srv := &http.Server{Addr: h.addr, Handler: h.handler, ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", h.addr)
+	if err != nil {
+		return fmt.Errorf("%s: %w", h.name, err)
+	}
+	ctrl.Log.WithName(h.name).Info("serving", "address", ln.Addr().String())
+	go func() {
+		<-ctx.Done()
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdownCtx)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("%s: %w", h.name, err)
+	}
+	return nil
+}
+
+func (httpRunnable) NeedLeaderElection() bool { return false }
 
 // xdsRunnable serves xDS on every replica: proxies may connect to any.
 type xdsRunnable struct {

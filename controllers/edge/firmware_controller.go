@@ -2,13 +2,17 @@ package edge
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
 	_ "time/tzdata" // maintenance windows name IANA zones; distroless images have no zoneinfo
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -16,41 +20,67 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	common "github.com/cairn-platform/cairn/api/common/v1alpha1"
 	edgev1alpha1 "github.com/cairn-platform/cairn/api/edge/v1alpha1"
+	"github.com/cairn-platform/cairn/controllers/edge/rollout"
+	"github.com/cairn-platform/cairn/dataplane/ota/tuf"
+	"github.com/cairn-platform/cairn/edge-agent/protocol"
 	"github.com/cairn-platform/cairn/internal/conditions"
 	"github.com/cairn-platform/cairn/internal/kube"
 	"github.com/cairn-platform/cairn/internal/signing"
 	"github.com/cairn-platform/cairn/internal/telemetry"
 )
 
+// ConditionProgressing is True while a rollout updates devices.
+const ConditionProgressing = "Progressing"
+
 // Condition reasons for Firmware.
 const (
+	ReasonOTAServerDisabled  = "OTAServerDisabled"
+	ReasonNoDevices          = "NoDevices"
+	ReasonRolloutInProgress  = "RolloutInProgress"
+	ReasonWithinThreshold    = "WithinThreshold"
+	ReasonDevicesFailed      = "DevicesFailed"
 	ReasonSignaturesVerified = "SignaturesVerified"
 	ReasonSignatureInvalid   = "SignatureInvalid"
 	ReasonTrustedKeysMissing = "TrustedKeysNotFound"
 	ReasonInvalid            = "Invalid"
-	ReasonRolloutPending     = "RolloutPending"
+	ReasonRepositoryNotFound = "RepositoryNotFound"
+	ReasonMetadataExpired    = "MetadataExpired"
+	ReasonMetadataInvalid    = "MetadataInvalid"
+	ReasonTargetNotFound     = "TargetNotFound"
+	ReasonTargetMismatch     = "TargetMismatch"
 )
 
-const firmwareKeysIndex = "firmware.spec.signatures.trustedKeys"
+// firmwareConfigMapsIndex indexes Firmware by the ConfigMaps they read:
+// trusted keys and TUF repository.
+const firmwareConfigMapsIndex = "firmware.configMaps"
 
-// FirmwareReconciler verifies firmware signatures and counts the devices a
-// rollout targets.
+// FirmwareReconciler verifies firmware signatures and metadata and drives
+// the rollout: it plans with package rollout and writes each device's OTA
+// assignment as an annotation the edge hub forwards to the device.
 type FirmwareReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
+	// OTAURL is the base URL devices reach the manager's OTA server at;
+	// empty leaves rollouts waiting (Progressing=False).
+	OTAURL string
+	// Now is the clock (tests); nil is time.Now.
+	Now func() time.Time
 }
 
 // +kubebuilder:rbac:groups=edge.cairn.dev,resources=firmwares,verbs=get;list;watch
 // +kubebuilder:rbac:groups=edge.cairn.dev,resources=firmwares/status,verbs=get;patch
+// +kubebuilder:rbac:groups=edge.cairn.dev,resources=edgedevices,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile verifies one Firmware and records Accepted, Ready and device counts.
+// Reconcile verifies one Firmware and takes its rollout one step further.
 func (r *FirmwareReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var fw edgev1alpha1.Firmware
 	if err := r.Get(ctx, req.NamespacedName, &fw); err != nil {
@@ -59,6 +89,7 @@ func (r *FirmwareReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	base := fw.DeepCopy()
 	gen := fw.Generation
 	conds := &fw.Status.Conditions
+	fw.Status.ObservedGeneration = gen
 
 	reason, problems, verified, err := r.check(ctx, &fw)
 	if err != nil {
@@ -68,29 +99,121 @@ func (r *FirmwareReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		msg := strings.Join(problems, "; ")
 		conditions.False(conds, gen, common.ConditionAccepted, reason, msg)
 		conditions.False(conds, gen, common.ConditionReady, reason, "the firmware is not rolled out: "+msg)
-		fw.Status.Devices = nil
+		conditions.False(conds, gen, ConditionProgressing, reason, "no device is updated until the firmware is accepted")
 		if conditions.IsTrue(base.Status.Conditions, common.ConditionAccepted) || base.Status.ObservedGeneration != gen {
 			kube.Warn(r.Recorder, &fw, reason, "Verify", msg)
 		}
-	} else {
-		targeted, err := r.countTargets(ctx, &fw)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		conditions.True(conds, gen, common.ConditionAccepted, ReasonSignaturesVerified,
-			fmt.Sprintf("signed by %s (threshold %d)", strings.Join(verified, ", "), fw.Spec.Signatures.Threshold))
-		if fw.Status.Devices == nil || fw.Status.Devices.Succeeded < targeted || targeted == 0 {
-			conditions.False(conds, gen, common.ConditionReady, ReasonRolloutPending,
-				fmt.Sprintf("%d compatible device(s) selected; no device has been updated yet", targeted))
-		}
-		if fw.Status.Devices == nil {
-			fw.Status.Devices = &edgev1alpha1.DeviceCounts{}
-		}
-		fw.Status.Devices.Targeted = targeted
-		fw.Status.Devices.Pending = targeted - fw.Status.Devices.Updating - fw.Status.Devices.Succeeded - fw.Status.Devices.Failed - fw.Status.Devices.RolledBack
+		return ctrl.Result{}, kube.PatchStatus(ctx, r.Client, &fw, base)
 	}
-	fw.Status.ObservedGeneration = gen
-	return ctrl.Result{}, kube.PatchStatus(ctx, r.Client, &fw, base)
+	conditions.True(conds, gen, common.ConditionAccepted, ReasonSignaturesVerified,
+		fmt.Sprintf("signed by %s (threshold %d); target %s verified in repository %s", strings.Join(verified, ", "),
+			fw.Spec.Signatures.Threshold, fw.Spec.Metadata.Target, fw.Spec.Metadata.Repository.Name))
+
+	devices, err := r.targets(ctx, &fw)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if r.OTAURL == "" {
+		conditions.False(conds, gen, ConditionProgressing, ReasonOTAServerDisabled, "the manager runs without --ota-public-url, so devices have nowhere to download from")
+		conditions.False(conds, gen, common.ConditionReady, ReasonOTAServerDisabled, fmt.Sprintf("%d compatible device(s) selected; none is updated", len(devices)))
+		fw.Status.Devices = &edgev1alpha1.DeviceCounts{Targeted: int32(len(devices)), Pending: int32(len(devices))}
+		return ctrl.Result{}, kube.PatchStatus(ctx, r.Client, &fw, base)
+	}
+	window, _ := rollout.ParseWindow(fw.Spec.Rollout.MaintenanceWindow) // checked above
+	plan := rollout.Plan(rollout.Input{
+		Spec:       fw.Spec,
+		Rollout:    rollout.ID(fw.Name, fw.Spec.Artifact.SHA256),
+		Repository: fmt.Sprintf("%s/ota/v1/%s/%s/", strings.TrimSuffix(r.OTAURL, "/"), fw.Namespace, fw.Spec.Metadata.Repository.Name),
+		Devices:    devices,
+		Previous:   fw.Status,
+		Window:     window,
+		Now:        r.now(),
+	})
+	if err := r.assign(ctx, fw.Namespace, plan.Assign); err != nil {
+		return ctrl.Result{}, err
+	}
+	status := plan.Status
+	status.ObservedGeneration, status.Conditions = gen, fw.Status.Conditions
+	fw.Status = status
+	setRolloutConditions(&fw, plan)
+	if err := kube.PatchStatus(ctx, r.Client, &fw, base); err != nil {
+		return ctrl.Result{}, err
+	}
+	for _, e := range plan.Events {
+		if e.Warning {
+			kube.Warn(r.Recorder, &fw, e.Reason, "Rollout", e.Message)
+		} else {
+			r.Recorder.Eventf(&fw, nil, corev1.EventTypeNormal, e.Reason, "Rollout", "%s", e.Message)
+		}
+	}
+	return ctrl.Result{RequeueAfter: plan.RequeueAfter}, nil
+}
+
+// setRolloutConditions maps the plan onto Progressing, Ready and Degraded.
+func setRolloutConditions(fw *edgev1alpha1.Firmware, plan rollout.Output) {
+	conds, gen := &fw.Status.Conditions, fw.Generation
+	c := fw.Status.Devices
+	progress := fmt.Sprintf("wave %d of %d; %d of %d devices updated, %d updating, %d failed, %d rolled back",
+		fw.Status.CurrentWave+1, len(fw.Spec.Rollout.Waves), c.Succeeded, c.Targeted, c.Updating, c.Failed, c.RolledBack)
+	switch {
+	case plan.Halted:
+		msg := fmt.Sprintf("wave %d crossed the %d%% failure threshold and the rollout stopped; %s", fw.Status.CurrentWave+1, fw.Spec.Rollout.FailureThreshold, progress)
+		conditions.False(conds, gen, ConditionProgressing, rollout.ReasonHalted, msg)
+		conditions.False(conds, gen, common.ConditionReady, rollout.ReasonHalted, msg)
+		conditions.True(conds, gen, common.ConditionDegraded, rollout.ReasonHalted, msg)
+		return
+	case plan.Done:
+		conditions.False(conds, gen, ConditionProgressing, rollout.ReasonComplete, progress)
+		conditions.True(conds, gen, common.ConditionReady, rollout.ReasonComplete, fmt.Sprintf("all %d devices run %s", c.Targeted, fw.Spec.Version))
+	case plan.Complete:
+		conditions.False(conds, gen, ConditionProgressing, rollout.ReasonComplete, progress)
+		conditions.False(conds, gen, common.ConditionReady, ReasonDevicesFailed, fmt.Sprintf("the rollout finished but %d of %d devices do not run %s", c.Targeted-c.Succeeded, c.Targeted, fw.Spec.Version))
+	case c.Targeted == 0:
+		conditions.False(conds, gen, ConditionProgressing, ReasonNoDevices, "no compatible device matches the selector")
+		conditions.False(conds, gen, common.ConditionReady, ReasonNoDevices, "no compatible device matches the selector")
+	case plan.Waiting == rollout.ReasonPaused:
+		conditions.False(conds, gen, ConditionProgressing, rollout.ReasonPaused, "spec.rollout.paused is set; "+progress)
+		conditions.False(conds, gen, common.ConditionReady, rollout.ReasonPaused, progress)
+	case plan.Waiting != "":
+		conditions.True(conds, gen, ConditionProgressing, plan.Waiting, fmt.Sprintf("next devices start in %s; %s", plan.RequeueAfter.Round(time.Second), progress))
+		conditions.False(conds, gen, common.ConditionReady, ReasonRolloutInProgress, progress)
+	default:
+		conditions.True(conds, gen, ConditionProgressing, ReasonRolloutInProgress, progress)
+		conditions.False(conds, gen, common.ConditionReady, ReasonRolloutInProgress, progress)
+	}
+	failed := c.Failed + c.RolledBack
+	if failed > 0 {
+		conditions.False(conds, gen, common.ConditionDegraded, ReasonWithinThreshold, fmt.Sprintf("%d device(s) failed, within the %d%% threshold of their waves", failed, fw.Spec.Rollout.FailureThreshold))
+	} else {
+		conditions.False(conds, gen, common.ConditionDegraded, ReasonWithinThreshold, "no device failed")
+	}
+}
+
+// assign writes OTA assignments as device annotations; the edge hub sends
+// them to the devices.
+func (r *FirmwareReconciler) assign(ctx context.Context, ns string, assign map[string]protocol.OTAAssignment) error {
+	for _, name := range slices.Sorted(maps.Keys(assign)) {
+		raw, err := json.Marshal(assign[name])
+		if err != nil {
+			return fmt.Errorf("encoding the assignment of %s: %w", name, err)
+		}
+		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{edgev1alpha1.AnnotationOTAAssignment: string(raw)}}})
+		if err != nil {
+			return err
+		}
+		dev := &edgev1alpha1.EdgeDevice{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+		if err := r.Patch(ctx, dev, client.RawPatch(types.MergePatchType, patch)); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("assigning firmware to EdgeDevice %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (r *FirmwareReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
 }
 
 // check verifies the signatures against the trusted keys and the rollout
@@ -127,49 +250,119 @@ func (r *FirmwareReconciler) check(ctx context.Context, fw *edgev1alpha1.Firmwar
 		problems := append([]string{fmt.Sprintf("%d of the required %d signatures verify", len(res.Verified), fw.Spec.Signatures.Threshold)}, res.Problems...)
 		return ReasonSignatureInvalid, problems, nil, nil
 	}
+	reason, problem, err := r.checkMetadata(ctx, fw)
+	if err != nil || problem != "" {
+		return reason, []string{problem}, nil, err
+	}
 	return "", nil, res.Verified, nil
 }
 
-// countTargets counts the devices the rollout selects that can run the image.
-func (r *FirmwareReconciler) countTargets(ctx context.Context, fw *edgev1alpha1.Firmware) (int32, error) {
+// checkMetadata verifies the repository's TUF metadata the way a device
+// will, and that it lists the artifact under spec.metadata.target, so a
+// release that every device would refuse is never rolled out. The
+// controller trusts the repository's first root (1.root.json); devices
+// trust the root they were provisioned with.
+func (r *FirmwareReconciler) checkMetadata(ctx context.Context, fw *edgev1alpha1.Firmware) (reason, problem string, err error) {
+	repo := fw.Spec.Metadata.Repository.Name
+	var cm corev1.ConfigMap
+	found, err := kube.GetIfExists(ctx, r.Client, types.NamespacedName{Namespace: fw.Namespace, Name: repo}, &cm)
+	if err != nil || !found {
+		return ReasonRepositoryNotFound, fmt.Sprintf("repository ConfigMap %q not found (cairn firmware publish writes it)", repo), err
+	}
+	files := tuf.MapFetcher{}
+	for k, v := range cm.Data {
+		files[k] = []byte(v)
+	}
+	for k, v := range cm.BinaryData {
+		files[k] = v
+	}
+	invalid := func(err error) (string, string, error) {
+		if errors.Is(err, tuf.ErrExpired) {
+			return ReasonMetadataExpired, fmt.Sprintf("repository %q: %v (re-sign it with cairn firmware publish)", repo, err), nil
+		}
+		return ReasonMetadataInvalid, fmt.Sprintf("repository %q: %v", repo, err), nil
+	}
+	store := &tuf.MemoryStore{}
+	if err := tuf.Bootstrap(store, files[tuf.RootVersionFile(1)]); err != nil {
+		return invalid(err)
+	}
+	c, err := tuf.NewClient(store, files, r.now)
+	if err != nil {
+		return invalid(err)
+	}
+	if err := c.Update(ctx); err != nil {
+		return invalid(err)
+	}
+	target, err := c.Target(fw.Spec.Metadata.Target)
+	if err != nil {
+		return ReasonTargetNotFound, fmt.Sprintf("repository %q: %v", repo, err), nil
+	}
+	if err := target.Check(fw.Spec.Artifact.Size, fw.Spec.Artifact.SHA256); err != nil {
+		return ReasonTargetMismatch, fmt.Sprintf("repository %q, target %q: %v", repo, fw.Spec.Metadata.Target, err), nil
+	}
+	return "", "", nil
+}
+
+// targets lists the devices the rollout selects that can run the image.
+func (r *FirmwareReconciler) targets(ctx context.Context, fw *edgev1alpha1.Firmware) ([]rollout.Device, error) {
 	selector := labels.Everything()
 	if fw.Spec.Rollout.Selector != nil {
 		var err error
 		if selector, err = metav1.LabelSelectorAsSelector(fw.Spec.Rollout.Selector); err != nil {
-			return 0, fmt.Errorf("parsing rollout selector: %w", err)
+			return nil, fmt.Errorf("parsing rollout selector: %w", err)
 		}
 	}
 	var devices edgev1alpha1.EdgeDeviceList
 	if err := r.List(ctx, &devices, client.InNamespace(fw.Namespace), client.MatchingLabelsSelector{Selector: selector}); err != nil {
-		return 0, fmt.Errorf("listing EdgeDevices: %w", err)
+		return nil, fmt.Errorf("listing EdgeDevices: %w", err)
 	}
-	var n int32
+	var out []rollout.Device
 	for _, d := range devices.Items {
-		if slices.Contains(fw.Spec.CompatibleModels, d.Spec.Hardware.Model) {
-			n++
+		if !slices.Contains(fw.Spec.CompatibleModels, d.Spec.Hardware.Model) || d.DeletionTimestamp != nil {
+			continue
 		}
+		dev := rollout.Device{Name: d.Name, Firmware: d.Status.Firmware}
+		if raw, ok := d.Annotations[edgev1alpha1.AnnotationOTAAssignment]; ok {
+			var a protocol.OTAAssignment
+			if err := json.Unmarshal([]byte(raw), &a); err == nil {
+				dev.Assignment = &a
+			}
+		}
+		out = append(out, dev)
 	}
-	return n, nil
+	return out, nil
 }
 
 // SetupWithManager registers the reconciler. Firmware is re-verified when its
-// trusted keys change, and re-counted when devices come, go or change labels
-// or model (not on every heartbeat status update).
+// trusted keys or metadata change, and replanned when devices come, go,
+// change labels or model, or report firmware progress (not on every
+// heartbeat status update).
 func (r *FirmwareReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &edgev1alpha1.Firmware{}, firmwareKeysIndex, func(o client.Object) []string {
-		return []string{o.(*edgev1alpha1.Firmware).Spec.Signatures.TrustedKeys.Name}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &edgev1alpha1.Firmware{}, firmwareConfigMapsIndex, func(o client.Object) []string {
+		fw := o.(*edgev1alpha1.Firmware)
+		return []string{fw.Spec.Signatures.TrustedKeys.Name, fw.Spec.Metadata.Repository.Name}
 	}); err != nil {
-		return fmt.Errorf("indexing Firmware by trusted keys: %w", err)
+		return fmt.Errorf("indexing Firmware by ConfigMaps: %w", err)
 	}
 	c := mgr.GetClient()
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&edgev1alpha1.Firmware{}).
-		Watches(&corev1.ConfigMap{}, kube.EnqueueReferrers(c, &edgev1alpha1.FirmwareList{}, firmwareKeysIndex)).
+		Watches(&corev1.ConfigMap{}, kube.EnqueueReferrers(c, &edgev1alpha1.FirmwareList{}, firmwareConfigMapsIndex)).
 		Watches(&edgev1alpha1.EdgeDevice{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return r.firmwareInNamespace(ctx, o.GetNamespace())
-		}), builder.WithPredicates(predicate.Or(predicate.LabelChangedPredicate{}, predicate.GenerationChangedPredicate{}))).
+		}), builder.WithPredicates(predicate.Or[client.Object](predicate.LabelChangedPredicate{}, predicate.GenerationChangedPredicate{},
+			predicate.AnnotationChangedPredicate{}, firmwareReportChanged))).
 		Named("firmware").
 		Complete(telemetry.TraceReconciler("Firmware", r))
+}
+
+// firmwareReportChanged passes device updates whose status.firmware changed.
+var firmwareReportChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		o, okO := e.ObjectOld.(*edgev1alpha1.EdgeDevice)
+		n, okN := e.ObjectNew.(*edgev1alpha1.EdgeDevice)
+		return okO && okN && !equality.Semantic.DeepEqual(o.Status.Firmware, n.Status.Firmware)
+	},
 }
 
 func (r *FirmwareReconciler) firmwareInNamespace(ctx context.Context, ns string) []reconcile.Request {

@@ -104,3 +104,13 @@ func (c *credentials) issue(ctx context.Context, dev protocol.Device) (string, e
 	}
 	return credential, nil
 }
+
+// AuthenticateDevice checks a device's credential as the MQTT listener
+// does; the OTA server uses it for HTTP basic authentication.
+func (h *Hub) AuthenticateDevice(ctx context.Context, dev protocol.Device, credential string) bool {
+	ok := h.creds.checkCredential(ctx, dev, credential)
+	if !ok {
+		h.metrics.authFailures.WithLabelValues("ota").Inc()
+	}
+	return ok
+}

@@ -158,8 +158,8 @@ func (h *Hub) onTwin(ctx context.Context, dev protocol.Device, payload []byte) {
 		return
 	}
 	for key := range msg.Entries {
-		if !strings.HasPrefix(key, DesiredPrefix) && !strings.HasPrefix(key, ReportedPrefix) {
-			h.reject(dev, protocol.TwinUp, fmt.Errorf("twin key %q: must start with %q or %q", key, DesiredPrefix, ReportedPrefix))
+		if !strings.HasPrefix(key, DesiredPrefix) && !strings.HasPrefix(key, ReportedPrefix) && key != protocol.FirmwareStatusKey {
+			h.reject(dev, protocol.TwinUp, fmt.Errorf("twin key %q: must start with %q or %q, or be %q", key, DesiredPrefix, ReportedPrefix, protocol.FirmwareStatusKey))
 			return
 		}
 	}
@@ -361,12 +361,20 @@ func (h *Hub) SyncSpec(ctx context.Context, obj *edgev1alpha1.EdgeDevice) error 
 	return nil
 }
 
-// specEntries is what the spec puts in the twin: desired properties, and
-// the packet filter rules under protocol.PacketFiltersKey.
+// specEntries is what the object puts in the twin: desired properties, the
+// packet filter rules under protocol.PacketFiltersKey and the Firmware
+// controller's OTA assignment under protocol.OTAKey.
 func specEntries(obj *edgev1alpha1.EdgeDevice) (map[string]json.RawMessage, error) {
-	want := make(map[string]json.RawMessage, len(obj.Spec.Desired)+1)
+	want := make(map[string]json.RawMessage, len(obj.Spec.Desired)+2)
 	for name, v := range obj.Spec.Desired {
 		want[DesiredPrefix+name] = v.Raw
+	}
+	if raw, ok := obj.Annotations[edgev1alpha1.AnnotationOTAAssignment]; ok {
+		var a protocol.OTAAssignment
+		if err := json.Unmarshal([]byte(raw), &a); err != nil {
+			return nil, fmt.Errorf("annotation %s: %w", edgev1alpha1.AnnotationOTAAssignment, err)
+		}
+		want[protocol.OTAKey] = json.RawMessage(raw)
 	}
 	if len(obj.Spec.PacketFilters) > 0 {
 		rules := make([]protocol.PacketFilter, 0, len(obj.Spec.PacketFilters))

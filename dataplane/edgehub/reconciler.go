@@ -19,8 +19,9 @@ import (
 	"github.com/cairn-platform/cairn/internal/telemetry"
 )
 
-// Reconciler keeps the hub in step with EdgeDevices: spec.desired edits go
-// to the device, a deleted or replaced credential disconnects it.
+// Reconciler keeps the hub in step with EdgeDevices: spec.desired edits and
+// OTA assignments go to the device, a deleted or replaced credential
+// disconnects it.
 type Reconciler struct {
 	Hub *Hub
 }
@@ -63,7 +64,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// Devices are independent; a fleet's joins and spec changes must
 		// not queue behind one worker.
 		WithOptions(controller.Options{MaxConcurrentReconciles: 8}).
-		For(&edgev1alpha1.EdgeDevice{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&edgev1alpha1.EdgeDevice{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&corev1.Secret{}, credentialOwner).
 		Named("edgehub").
 		Complete(telemetry.TraceReconciler("EdgeHub", r))

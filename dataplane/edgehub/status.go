@@ -133,6 +133,9 @@ func (h *Hub) applyStatusLocked(obj *edgev1alpha1.EdgeDevice, d *device) {
 		st.Reported = toJSONMap(d.state.Values(ReportedPrefix))
 		st.Desired = toJSONMap(d.state.Values(DesiredPrefix))
 		st.Twin = statusFromState(d.state, d.specHash)
+		if fw := firmwareStatus(d.state); fw != nil {
+			st.Firmware = fw
+		}
 	}
 	if !d.lastSeen.IsZero() && (st.LastSeen == nil || d.lastSeen.Sub(st.LastSeen.Time) >= lastSeenResolution || d.online != conditions.IsTrue(st.Conditions, edge.ConditionOnline)) {
 		st.LastSeen = &metav1.Time{Time: d.lastSeen.Truncate(time.Second)}
@@ -150,6 +153,33 @@ func (h *Hub) applyStatusLocked(obj *edgev1alpha1.EdgeDevice, d *device) {
 	case !d.offlineSince.IsZero():
 		conditions.False(&st.Conditions, obj.Generation, edge.ConditionOnline, ReasonDisconnected, fmt.Sprintf("the MQTT session ended at %s", d.offlineSince.UTC().Format(time.RFC3339)))
 	}
+}
+
+// firmwareStatus reads the device's FirmwareState; nil when it has none or
+// it does not parse (the agent is the only writer of that key).
+func firmwareStatus(s twin.State) *edgev1alpha1.DeviceFirmware {
+	e, ok := s[protocol.FirmwareStatusKey]
+	if !ok || e.Deleted {
+		return nil
+	}
+	var fs protocol.FirmwareState
+	if err := json.Unmarshal(e.Value, &fs); err != nil {
+		return nil
+	}
+	out := &edgev1alpha1.DeviceFirmware{
+		Version: fs.Version, Slot: fs.Slot, SHA256: fs.SHA256, Rollout: fs.Rollout, Action: fs.Action,
+		Phase: fs.Phase, Progress: fs.Progress, Delta: fs.Delta, Message: fs.Message,
+	}
+	if fs.Slot != "A" && fs.Slot != "B" {
+		out.Slot = ""
+	}
+	if fs.Phase == protocol.PhaseVerifying {
+		out.Pending = fs.Version
+	}
+	if !fs.Time.IsZero() {
+		out.UpdatedAt = &metav1.Time{Time: fs.Time.Truncate(time.Second)}
+	}
+	return out
 }
 
 // isOnlyResourceVersion tells an empty optimistic-lock patch.

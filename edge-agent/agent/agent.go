@@ -65,6 +65,8 @@ type Config struct {
 	Now func() time.Time
 	// Metrics, shared by the agents of a process; nil keeps them unexported.
 	Metrics *Metrics
+	// OTA, when set, installs the firmware updates the hub assigns.
+	OTA *OTAConfig
 }
 
 // Agent runs one device.
@@ -81,6 +83,8 @@ type Agent struct {
 	ebpf      *protocol.EBPFState
 	// filterChanged wakes the packet filter when its rules change.
 	filterChanged chan struct{}
+	// ota runs firmware updates; nil without Config.OTA.
+	ota *otaRunner
 }
 
 // Twin keys are namespaced like the hub's.
@@ -133,10 +137,17 @@ func New(cfg Config) (*Agent, error) {
 	}
 	clock := twin.NewClock(cfg.Device.String(), cfg.Now, 0)
 	clock.Restore(last)
-	return &Agent{
+	a := &Agent{
 		cfg: cfg, log: cfg.Log.WithValues("device", cfg.Device.String()),
 		store: store, clock: clock, state: state, filterChanged: make(chan struct{}, 1),
-	}, nil
+	}
+	if cfg.OTA != nil {
+		if a.ota, err = a.newOTA(*cfg.OTA); err != nil {
+			_ = store.Close()
+			return nil, fmt.Errorf("setting up firmware updates: %w", err)
+		}
+	}
+	return a, nil
 }
 
 // Close closes the store; call it after Run returned.
@@ -150,6 +161,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	pfDone := make(chan struct{})
 	go func() { defer close(pfDone); a.runPacketFilter(ctx, pf) }()
 	defer func() { cancel(); <-pfDone; pf.close() }()
+	if a.ota != nil {
+		otaDone := make(chan struct{})
+		go func() { defer close(otaDone); a.ota.run(ctx) }()
+		defer func() { cancel(); <-otaDone }()
+	}
 	delay := a.cfg.RetryDelay
 	for ctx.Err() == nil {
 		credential, err := a.credential(ctx)
@@ -309,6 +325,9 @@ func (a *Agent) connectionUp(ctx context.Context, cm *autopaho.ConnectionManager
 	a.mu.Lock()
 	msg := twin.Message{Kind: twin.KindFull, From: dev.String(), Entries: a.state.Clone()}
 	a.mu.Unlock()
+	// Keys under config/ are the hub's alone; it refuses a device message
+	// carrying them.
+	maps.DeleteFunc(msg.Entries, func(k string, _ twin.Entry) bool { return strings.HasPrefix(k, protocol.ConfigPrefix) })
 	a.publishTwin(ctx, msg)
 	a.replayOutbox(ctx)
 }
@@ -414,6 +433,9 @@ func (a *Agent) onTwin(ctx context.Context, payload []byte) {
 			case a.filterChanged <- struct{}{}:
 			default:
 			}
+		}
+		if k == protocol.OTAKey && a.ota != nil {
+			a.ota.notify()
 		}
 	}
 	a.mu.Unlock()

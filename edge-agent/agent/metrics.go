@@ -14,6 +14,7 @@ type Metrics struct {
 	outboxQueued   prometheus.Counter
 	outboxReplayed prometheus.Counter
 	ebpfActive     prometheus.Gauge
+	otaPhases      *prometheus.CounterVec
 }
 
 // NewMetrics registers the agent metrics with reg (nil: not exported).
@@ -29,9 +30,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		outboxQueued:   prometheus.NewCounter(prometheus.CounterOpts{Name: "cairn_agent_outbox_queued_total", Help: "Reports stored on disk while offline."}),
 		outboxReplayed: prometheus.NewCounter(prometheus.CounterOpts{Name: "cairn_agent_outbox_replayed_total", Help: "Stored reports sent after reconnecting."}),
 		ebpfActive:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "cairn_agent_ebpf_active_devices", Help: "Devices whose eBPF packet filter is attached."}),
+		otaPhases: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cairn_agent_ota_phases_total", Help: "Firmware update phases entered (Downloading, Succeeded, RolledBack, ...)."},
+			[]string{"phase"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.connected, m.joins, m.sent, m.publishErrors, m.twinChanges, m.rejected, m.outboxQueued, m.outboxReplayed, m.ebpfActive)
+		reg.MustRegister(m.connected, m.joins, m.sent, m.publishErrors, m.twinChanges, m.rejected, m.outboxQueued, m.outboxReplayed, m.ebpfActive, m.otaPhases)
 	}
 	return m
 }

@@ -37,6 +37,7 @@ func NewRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		newApplyCommand(f, streams),
 		newDeviceCommand(f, streams),
 		newEnvoyCommand(streams),
+		newFirmwareCommand(f, streams),
 		newFnCommand(f, streams),
 		newGetCommand(f, streams),
 		newVersionCommand(f, streams),

@@ -14,11 +14,78 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/cairn-platform/cairn/controllers"
+	"github.com/cairn-platform/cairn/dataplane/ota/tuf"
 	xdsserver "github.com/cairn-platform/cairn/dataplane/xds/server"
 	"github.com/cairn-platform/cairn/internal/signing"
 )
+
+// firmwareDoc is a Firmware for an image of the digest and size, signed
+// with sig and listed in the TUF repository "repo" under target.
+func firmwareDoc(digest, sig string, size int, target string) string {
+	return fmt.Sprintf(`
+apiVersion: edge.cairn.dev/v1alpha1
+kind: Firmware
+metadata: {name: fw}
+spec:
+  version: 2.0.0
+  compatibleModels: [m1]
+  artifact: {url: "https://fw.example.com/i.bin", sha256: %s, size: %d}
+  signatures:
+    trustedKeys: {name: keys}
+    signatures: [{keyID: release, value: "%s"}]
+  metadata: {repository: {name: repo}, target: %s}
+  rollout: {waves: [{percent: 100}]}`, digest, size, sig, target)
+}
+
+// tufRepositoryDoc is a ConfigMap with a TUF repository signed at now
+// (default expiries) listing each target with the digest.
+func tufRepositoryDoc(t *testing.T, name string, now time.Time, targets map[string]int64, digest string) string {
+	t.Helper()
+	var s tuf.Signers
+	var cfg tuf.RootConfig
+	for _, role := range []*struct {
+		keys *[]*tuf.PrivateKey
+		rk   *tuf.RoleKeys
+	}{{&s.Root, &cfg.Root}, {&s.Targets, &cfg.Targets}, {&s.Snapshot, &cfg.Snapshot}, {&s.Timestamp, &cfg.Timestamp}} {
+		k, err := tuf.GenerateKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		*role.keys = []*tuf.PrivateKey{k}
+		*role.rk = tuf.RoleKeys{Keys: []tuf.Key{k.Public()}, Threshold: 1}
+	}
+	repo, err := tuf.OpenRepository(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.Init(cfg, s, now); err != nil {
+		t.Fatal(err)
+	}
+	for path, size := range targets {
+		if err := repo.AddTarget(path, size, digest, tuf.Firmware{Version: "2.0.0", Models: []string{"m1"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := repo.Publish(s, now); err != nil {
+		t.Fatal(err)
+	}
+	files, err := repo.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := &corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"}, ObjectMeta: metav1.ObjectMeta{Name: name}, Data: map[string]string{}}
+	for k, v := range files {
+		cm.Data[k] = string(v)
+	}
+	doc, err := yaml.Marshal(cm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "\n" + string(doc)
+}
 
 // startManager runs every controller in-process until the test ends.
 func startManager(t *testing.T) {
@@ -27,7 +94,7 @@ func startManager(t *testing.T) {
 	runManager(t, controllers.Config{XDS: xdsserver.New(testLogger(t))})
 }
 
-func newNamespace(t *testing.T) string {
+func newNamespace(t testing.TB) string {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "t-" + rand.String(8)}}
 	if err := env.Client.Create(context.Background(), ns); err != nil {
@@ -81,20 +148,11 @@ apiVersion: v1
 kind: ConfigMap
 metadata: {name: keys}
 data: {release: %s}`, base64.StdEncoding.EncodeToString(pub))
-	firmware := func(sig string) string {
-		return fmt.Sprintf(`
-apiVersion: edge.cairn.dev/v1alpha1
-kind: Firmware
-metadata: {name: fw}
-spec:
-  version: 2.0.0
-  compatibleModels: [m1]
-  artifact: {url: "https://fw.example.com/i.bin", sha256: %s, size: 10}
-  signatures:
-    trustedKeys: {name: keys}
-    signatures: [{keyID: release, value: "%s"}]
-  rollout: {waves: [{percent: 100}]}`, digest, sig)
-	}
+	firmware := func(sig string) string { return firmwareDoc(digest, sig, 10, "m1/2.0.0/image.bin") }
+	// TUF repositories: a good one listing the image, and one whose
+	// metadata expired a day ago.
+	repo := tufRepositoryDoc(t, "repo", time.Now(), map[string]int64{"m1/2.0.0/image.bin": 10}, digest)
+	expired := tufRepositoryDoc(t, "repo", time.Now().Add(-48*time.Hour), map[string]int64{"m1/2.0.0/image.bin": 10}, digest)
 
 	tests := []struct {
 		name, docs     string
@@ -198,9 +256,13 @@ metadata: {name: dev}
 spec:
   hardware: {model: m1}
   functions: [{name: fn}]`, edgeDevice("dev"), edgeDeviceConds, metav1.ConditionFalse, "FunctionNotFound", `Function "fn" is not placed on the edge`},
-		{"firmware signed by an untrusted key", keys + "\n---" + firmware(forgedSig), firmwareObj("fw"), firmwareConds, metav1.ConditionFalse, "SignatureInvalid", `0 of the required 1 signatures verify; signature by "release" does not match the digest`},
-		{"firmware without its trusted keys", firmware(goodSig), firmwareObj("fw"), firmwareConds, metav1.ConditionFalse, "TrustedKeysNotFound", `trusted keys ConfigMap "keys" not found`},
-		{"firmware correctly signed", keys + "\n---" + firmware(goodSig), firmwareObj("fw"), firmwareConds, metav1.ConditionTrue, "SignaturesVerified", "signed by release (threshold 1)"},
+		{"firmware signed by an untrusted key", keys + "\n---" + firmware(forgedSig), firmwareObj(), firmwareConds, metav1.ConditionFalse, "SignatureInvalid", `0 of the required 1 signatures verify; signature by "release" does not match the digest`},
+		{"firmware without its trusted keys", firmware(goodSig), firmwareObj(), firmwareConds, metav1.ConditionFalse, "TrustedKeysNotFound", `trusted keys ConfigMap "keys" not found`},
+		{"firmware without its repository", keys + "\n---" + firmware(goodSig), firmwareObj(), firmwareConds, metav1.ConditionFalse, "RepositoryNotFound", `repository ConfigMap "repo" not found`},
+		{"firmware with expired metadata", keys + "\n---" + expired + "\n---" + firmware(goodSig), firmwareObj(), firmwareConds, metav1.ConditionFalse, "MetadataExpired", "timestamp.json expired"},
+		{"firmware missing from its repository", keys + "\n---" + repo + "\n---" + firmwareDoc(digest, goodSig, 10, "m1/9.9.9/image.bin"), firmwareObj(), firmwareConds, metav1.ConditionFalse, "TargetNotFound", "m1/9.9.9/image.bin"},
+		{"firmware of another size than signed", keys + "\n---" + repo + "\n---" + firmwareDoc(digest, goodSig, 11, "m1/2.0.0/image.bin"), firmwareObj(), firmwareConds, metav1.ConditionFalse, "TargetMismatch", "target m1/2.0.0/image.bin is 11 bytes, targets.json says 10"},
+		{"firmware correctly signed", keys + "\n---" + repo + "\n---" + firmware(goodSig), firmwareObj(), firmwareConds, metav1.ConditionTrue, "SignaturesVerified", "signed by release (threshold 1); target m1/2.0.0/image.bin verified in repository repo"},
 		{"function whose module is not wasm", `
 apiVersion: v1
 kind: ConfigMap

@@ -67,7 +67,8 @@ func startEdgeMosquitto(t *testing.T) *edgeEnv {
 	return runHub(t, edgehub.Options{External: ext}, b.addr, joinPassword)
 }
 
-func runHub(t *testing.T, opts edgehub.Options, agentAddr, joinPassword string) *edgeEnv {
+// runHub runs the manager with the hub; setup may add to its configuration.
+func runHub(t testing.TB, opts edgehub.Options, agentAddr, joinPassword string, setup ...func(*edgehub.Hub, *controllers.Config)) *edgeEnv {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	opts.Client, opts.APIReader, opts.Log = env.Client, env.Client, testLogger(t)
@@ -76,7 +77,11 @@ func runHub(t *testing.T, opts edgehub.Options, agentAddr, joinPassword string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	runManager(t, controllers.Config{XDS: xdsserver.New(testLogger(t)), EdgeHub: hub})
+	cfg := controllers.Config{XDS: xdsserver.New(testLogger(t)), EdgeHub: hub}
+	for _, f := range setup {
+		f(hub, &cfg)
+	}
+	runManager(t, cfg)
 	return &edgeEnv{hubAddr: agentAddr, ns: newNamespace(t), metrics: reg, joinPassword: joinPassword}
 }
 

@@ -19,10 +19,8 @@ func authPolicy(name string) client.Object {
 }
 func gitRepo(name string) client.Object    { return named(&gitopsv1alpha1.GitRepo{}, name) }
 func edgeDevice(name string) client.Object { return named(&edgev1alpha1.EdgeDevice{}, name) }
-func firmwareObj(name string) client.Object {
-	return named(&edgev1alpha1.Firmware{}, name)
-}
-func function(name string) client.Object { return named(&serverlessv1alpha1.Function{}, name) }
+func firmwareObj() client.Object           { return named(&edgev1alpha1.Firmware{}, "fw") }
+func function(name string) client.Object   { return named(&serverlessv1alpha1.Function{}, name) }
 
 func named(obj client.Object, name string) client.Object {
 	obj.SetName(name)

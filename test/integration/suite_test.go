@@ -14,6 +14,7 @@ import (
 	"github.com/cairn-platform/cairn/controllers"
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/testr"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -40,7 +41,7 @@ func TestMain(m *testing.M) {
 
 // requireEnv skips when the API server binaries are missing and fails when
 // they are there but the control plane did not start.
-func requireEnv(t *testing.T) *testenv.Env {
+func requireEnv(t testing.TB) *testenv.Env {
 	t.Helper()
 	if errors.Is(startErr, testenv.ErrNoAssets) {
 		t.Skip(startErr.Error())
@@ -52,7 +53,7 @@ func requireEnv(t *testing.T) *testenv.Env {
 }
 
 // eventually polls cond every 100ms until it returns nil or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, cond func(context.Context) error) {
+func eventually(t testing.TB, timeout time.Duration, cond func(context.Context) error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -75,7 +76,9 @@ func eventually(t *testing.T, timeout time.Duration, cond func(context.Context) 
 func runManager(tb testing.TB, cfg controllers.Config) (stop func()) {
 	tb.Helper()
 	skip := true
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+	restCfg := rest.CopyConfig(env.Config)
+	restCfg.QPS, restCfg.Burst = 100, 200 // cmd/manager's --kube-api-qps and --kube-api-burst defaults
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                 controllers.NewScheme(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",

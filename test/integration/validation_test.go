@@ -59,6 +59,9 @@ spec:
     signatures:
     - keyID: k1
       value: I3UPfBH/sRMrOIpwuo8I39FiPW2oRSTyMCYM53Jh1wo6hoO+Cwq3z6w4XFp5Bsd/K4GAZkg0SmSdpvph3IKnCQ==
+  metadata:
+    repository: {name: firmware-repository}
+    target: acme-gw2/1.0.0/image.bin
   rollout:
     waves: [{percent: 10}, {percent: 100}]`
 	validFunction = `
@@ -205,6 +208,8 @@ var invalidCases = []invalidCase{
 	{"firmware: repeated wave", validFirmware, set("rollout.waves", []any{map[string]any{"percent": 50}, map[string]any{"percent": 50}, map[string]any{"percent": 100}}), "wave percentages must be strictly ascending"},
 	{"firmware: threshold above signatures", validFirmware, set("signatures.threshold", 2), "signatures.threshold cannot exceed the number of signatures"},
 	{"firmware: url and oci", validFirmware, set("artifact.oci", "registry.example.com/fw/gw2:1.0.0"), "artifact must set exactly one of url or oci"},
+	{"firmware: target escaping the repository", validFirmware, set("metadata.target", "acme-gw2/../../etc/passwd"), "target must not contain . or .. segments"},
+	{"firmware: absolute target", validFirmware, set("metadata.target", "/etc/passwd"), "spec.metadata.target in body should match"},
 	{"firmware: uppercase digest", validFirmware, set("artifact.sha256", strings.ToUpper("bce8c8981f0af66980060d9352586dfc3e4f224e160dd58b068ae904fe0da35f")), "spec.artifact.sha256 in body should match '^[a-f0-9]{64}$'"},
 	{"firmware: maxUnavailable over 100%", validFirmware, set("rollout.maxUnavailable", "150%"), "maxUnavailable must be a positive number or a percentage between 1% and 100%"},
 	{"firmware: truncated signature", validFirmware, set("signatures.signatures.0.value", "c2lnbmF0dXJl"), `spec.signatures.signatures[0].value: Invalid value: "c2lnbmF0dXJl"`},

@@ -134,6 +134,39 @@ type DeviceFirmware struct {
 	// Pending is the version waiting for commit after an update.
 	// +optional
 	Pending string `json:"pending,omitempty"`
+
+	// SHA256 of the running image.
+	// +optional
+	SHA256 string `json:"sha256,omitempty"`
+
+	// Rollout the device last worked on ("<firmware>:<digest prefix>").
+	// +optional
+	Rollout string `json:"rollout,omitempty"`
+
+	// Action of that rollout: Install or Rollback.
+	// +optional
+	Action string `json:"action,omitempty"`
+
+	// Phase of that rollout on the device: Downloading, Installing,
+	// Rebooting, Verifying, Succeeded, Failed or RolledBack.
+	// +optional
+	Phase string `json:"phase,omitempty"`
+
+	// Progress of the download in percent.
+	// +optional
+	Progress int32 `json:"progress,omitempty"`
+
+	// Delta is true when the image came as a binary delta.
+	// +optional
+	Delta bool `json:"delta,omitempty"`
+
+	// Message says why the update failed or rolled back.
+	// +optional
+	Message string `json:"message,omitempty"`
+
+	// UpdatedAt is when the device reported the phase.
+	// +optional
+	UpdatedAt *metav1.Time `json:"updatedAt,omitempty"`
 }
 
 // EBPFStatus reports whether packet filtering runs on the device.

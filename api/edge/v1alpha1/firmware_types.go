@@ -26,12 +26,32 @@ type FirmwareSpec struct {
 	// Artifact locates the image and pins its content.
 	Artifact Artifact `json:"artifact"`
 
-	// Signatures over the artifact's SHA-256 digest. Devices verify them
-	// before flashing; the controller verifies them before rolling out.
+	// Signatures over the artifact's SHA-256 digest, verified by the
+	// controller before it rolls out anything.
 	Signatures Signatures `json:"signatures"`
+
+	// Metadata locates the image in the signed TUF repository that devices
+	// verify before they download or flash it.
+	Metadata RepositoryTarget `json:"metadata"`
 
 	// Rollout selects devices and paces the update.
 	Rollout Rollout `json:"rollout"`
+}
+
+// RepositoryTarget is one target of a TUF repository kept in a ConfigMap
+// (written by "cairn firmware publish").
+type RepositoryTarget struct {
+	// Repository names the ConfigMap holding the repository's signed
+	// metadata (N.root.json, targets.json, snapshot.json, timestamp.json).
+	Repository common.LocalObjectReference `json:"repository"`
+
+	// Target is the image's path in targets.json; its length and sha256
+	// there must equal the artifact's.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$`
+	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(s, s == '..' || s == '.')",message="target must not contain . or .. segments"
+	Target string `json:"target"`
 }
 
 // Artifact is the firmware image: an HTTP(S) URL or an OCI artifact.
@@ -131,8 +151,9 @@ type Rollout struct {
 	// +optional
 	MaintenanceWindow *MaintenanceWindow `json:"maintenanceWindow,omitempty"`
 
-	// AutoRollback returns failed devices to their previous slot, and every
-	// device of a halted rollout to its previous version.
+	// AutoRollback returns failed devices to their previous slot, and the
+	// devices updated in a halted wave to their previous version. Later
+	// waves are never started once a wave is halted.
 	// +kubebuilder:default=true
 	// +optional
 	AutoRollback bool `json:"autoRollback"`
@@ -206,6 +227,58 @@ type WaveStatus struct {
 	State WaveState `json:"state"`
 	// Devices in this wave, by state.
 	Devices DeviceCounts `json:"devices"`
+	// StartedAt is when the wave's first device was scheduled.
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+	// CompletedAt is when the wave succeeded or failed.
+	// +optional
+	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
+}
+
+// DevicePhase is where one device is in a rollout.
+// +kubebuilder:validation:Enum=Pending;Scheduled;Downloading;Installing;Rebooting;Verifying;Succeeded;Failed;RollingBack;RolledBack
+type DevicePhase string
+
+// Device phases of a rollout.
+const (
+	DevicePending     DevicePhase = "Pending"
+	DeviceScheduled   DevicePhase = "Scheduled"
+	DeviceDownloading DevicePhase = "Downloading"
+	DeviceInstalling  DevicePhase = "Installing"
+	DeviceRebooting   DevicePhase = "Rebooting"
+	DeviceVerifying   DevicePhase = "Verifying"
+	DeviceSucceeded   DevicePhase = "Succeeded"
+	DeviceFailed      DevicePhase = "Failed"
+	DeviceRollingBack DevicePhase = "RollingBack"
+	DeviceRolledBack  DevicePhase = "RolledBack"
+)
+
+// Wave states.
+const (
+	WavePending     WaveState = "Pending"
+	WaveProgressing WaveState = "Progressing"
+	WavePaused      WaveState = "Paused"
+	WaveSucceeded   WaveState = "Succeeded"
+	WaveFailed      WaveState = "Failed"
+)
+
+// DeviceRolloutStatus is one device's part in the rollout.
+type DeviceRolloutStatus struct {
+	// Name of the EdgeDevice.
+	Name string `json:"name"`
+	// Wave the device belongs to (index into spec.rollout.waves).
+	Wave int32 `json:"wave"`
+	// Phase of the device.
+	Phase DevicePhase `json:"phase"`
+	// FromVersion is the version the device ran before the update.
+	// +optional
+	FromVersion string `json:"fromVersion,omitempty"`
+	// Message says why a device failed or rolled back.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// LastTransitionTime is when the phase last changed.
+	// +optional
+	LastTransitionTime *metav1.Time `json:"lastTransitionTime,omitempty"`
 }
 
 // FirmwareStatus is the observed state of a Firmware rollout.
@@ -232,7 +305,23 @@ type FirmwareStatus struct {
 	// Devices counts all targeted devices by state.
 	// +optional
 	Devices *DeviceCounts `json:"devices,omitempty"`
+
+	// Rollout identifies the rollout in the devices' assignments and
+	// reports: "<name>:<first 12 hex of the image sha256>".
+	// +optional
+	Rollout string `json:"rollout,omitempty"`
+
+	// DeviceStatuses is each targeted device's phase.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	DeviceStatuses []DeviceRolloutStatus `json:"deviceStatuses,omitempty"`
 }
+
+// AnnotationOTAAssignment is set on an EdgeDevice by the Firmware
+// controller: the JSON OTA assignment (rollout, action, version, target,
+// repository URL) the edge hub sends to the device.
+const AnnotationOTAAssignment = "ota.edge.cairn.dev/assignment"
 
 // Firmware is a signed firmware image rolled out over the air to EdgeDevices.
 // +kubebuilder:object:root=true
