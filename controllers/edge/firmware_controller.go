@@ -8,11 +8,13 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	_ "time/tzdata" // maintenance windows name IANA zones; distroless images have no zoneinfo
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -72,7 +74,15 @@ type FirmwareReconciler struct {
 	OTAURL string
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
+
+	// written is when each Firmware's status was last written.
+	written sync.Map // types.NamespacedName → time.Time
 }
+
+// progressWriteInterval bounds how often a rollout's status is rewritten
+// when only device progress changed: the status lists every device, and
+// during a rollout device reports arrive continuously.
+const progressWriteInterval = time.Second
 
 // +kubebuilder:rbac:groups=edge.cairn.dev,resources=firmwares,verbs=get;list;watch
 // +kubebuilder:rbac:groups=edge.cairn.dev,resources=firmwares/status,verbs=get;patch
@@ -136,9 +146,15 @@ func (r *FirmwareReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	status.ObservedGeneration, status.Conditions = gen, fw.Status.Conditions
 	fw.Status = status
 	setRolloutConditions(&fw, plan)
+	if wait := r.throttle(req.NamespacedName, base, &fw, len(plan.Assign) > 0); wait > 0 {
+		// Only device progress changed: written (with its events) once
+		// the interval has passed, from a fresh plan.
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
 	if err := kube.PatchStatus(ctx, r.Client, &fw, base); err != nil {
 		return ctrl.Result{}, err
 	}
+	r.written.Store(req.NamespacedName, r.now())
 	for _, e := range plan.Events {
 		if e.Warning {
 			kube.Warn(r.Recorder, &fw, e.Reason, "Rollout", e.Message)
@@ -147,6 +163,30 @@ func (r *FirmwareReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		}
 	}
 	return ctrl.Result{RequeueAfter: plan.RequeueAfter}, nil
+}
+
+// throttle returns how long to hold back a status write that changes only
+// device phases and counts; zero writes now. Assignments, wave states and
+// conditions are written at once.
+func (r *FirmwareReconciler) throttle(key types.NamespacedName, before, after *edgev1alpha1.Firmware, assigned bool) time.Duration {
+	last, ok := r.written.Load(key)
+	if !ok || assigned || before.Status.ObservedGeneration != after.Status.ObservedGeneration || before.Status.Rollout != after.Status.Rollout {
+		return 0
+	}
+	if len(before.Status.Waves) != len(after.Status.Waves) || len(before.Status.Conditions) != len(after.Status.Conditions) {
+		return 0
+	}
+	for i := range after.Status.Waves {
+		if before.Status.Waves[i].State != after.Status.Waves[i].State {
+			return 0
+		}
+	}
+	for _, c := range after.Status.Conditions {
+		if old := meta.FindStatusCondition(before.Status.Conditions, c.Type); old == nil || old.Status != c.Status || old.Reason != c.Reason {
+			return 0
+		}
+	}
+	return progressWriteInterval - r.now().Sub(last.(time.Time))
 }
 
 // setRolloutConditions maps the plan onto Progressing, Ready and Degraded.
@@ -189,9 +229,20 @@ func setRolloutConditions(fw *edgev1alpha1.Firmware, plan rollout.Output) {
 	}
 }
 
+// assignWorkers bounds the concurrent annotation patches of one reconcile:
+// a wave of hundreds of devices is assigned at once, and one patch at a
+// time waits out the API server's latency hundreds of times over.
+const assignWorkers = 16
+
 // assign writes OTA assignments as device annotations; the edge hub sends
 // them to the devices.
 func (r *FirmwareReconciler) assign(ctx context.Context, ns string, assign map[string]protocol.OTAAssignment) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, assignWorkers)
+	)
 	for _, name := range slices.Sorted(maps.Keys(assign)) {
 		raw, err := json.Marshal(assign[name])
 		if err != nil {
@@ -201,12 +252,19 @@ func (r *FirmwareReconciler) assign(ctx context.Context, ns string, assign map[s
 		if err != nil {
 			return err
 		}
-		dev := &edgev1alpha1.EdgeDevice{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-		if err := r.Patch(ctx, dev, client.RawPatch(types.MergePatchType, patch)); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("assigning firmware to EdgeDevice %s: %w", name, err)
-		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			dev := &edgev1alpha1.EdgeDevice{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+			if err := r.Patch(ctx, dev, client.RawPatch(types.MergePatchType, patch)); client.IgnoreNotFound(err) != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("assigning firmware to EdgeDevice %s: %w", name, err))
+				mu.Unlock()
+			}
+		})
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func (r *FirmwareReconciler) now() time.Time {

@@ -467,12 +467,16 @@ func (m *Manager) writeSlot(slot, src string, meta slotMeta) error {
 	return writeFileAtomic(filepath.Join(dir, "meta.json"), data)
 }
 
-// progressWriter reports Downloading progress every 10%.
+// progressWriter reports Downloading progress in steps of 10%, at most
+// once per Config.ProgressInterval (and always on completion): every report
+// is a twin write the hub turns into a status write, and a fleet of
+// devices on a fast link would otherwise flood the API server.
 type progressWriter struct {
 	m           *Manager
 	total, done int64
 	last        int32
 	started     bool
+	reported    time.Time
 }
 
 func (p *progressWriter) Write(b []byte) (int, error) {
@@ -485,15 +489,20 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 	if !p.started {
 		p.started, p.last = true, step
 		if step > 0 {
-			p.m.progress(step)
+			p.report(step)
 		}
 		return len(b), nil
 	}
-	if step > p.last {
+	if step > p.last && (step == 100 || p.m.cfg.Now().Sub(p.reported) >= p.m.cfg.ProgressInterval) {
 		p.last = step
-		p.m.progress(step)
+		p.report(step)
 	}
 	return len(b), nil
+}
+
+func (p *progressWriter) report(step int32) {
+	p.reported = p.m.cfg.Now()
+	p.m.progress(step)
 }
 
 // limitWriter fails once more than n bytes are written.

@@ -53,8 +53,11 @@ type Config struct {
 	HealthTimeout time.Duration
 	// Report receives every FirmwareState (the agent publishes it).
 	Report func(protocol.FirmwareState)
-	Log    logr.Logger
-	Now    func() time.Time
+	// ProgressInterval is the least time between two download progress
+	// reports (default 1s; negative reports every 10% step).
+	ProgressInterval time.Duration
+	Log              logr.Logger
+	Now              func() time.Time
 	// InitialVersion is reported for a slot with no meta.json (factory
 	// image).
 	InitialVersion string
@@ -130,6 +133,9 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if cfg.HTTP == nil {
 		cfg.HTTP = &http.Client{}
+	}
+	if cfg.ProgressInterval == 0 {
+		cfg.ProgressInterval = time.Second
 	}
 	if cfg.HealthTimeout <= 0 {
 		cfg.HealthTimeout = 2 * time.Minute

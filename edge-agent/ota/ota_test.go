@@ -261,10 +261,11 @@ func (d *device) manager() *Manager {
 		Prepare: func(r *http.Request) {
 			r.Header.Set("Authorization", "Bearer device-token")
 		},
-		HealthCheck:    d.health,
-		Log:            testr.New(d.t),
-		HealthTimeout:  5 * time.Second,
-		InitialVersion: "0.1.0",
+		HealthCheck:      d.health,
+		Log:              testr.New(d.t),
+		HealthTimeout:    5 * time.Second,
+		InitialVersion:   "0.1.0",
+		ProgressInterval: -1, // every 10% step
 		Report: func(s protocol.FirmwareState) {
 			d.mu.Lock()
 			d.reports = append(d.reports, s)

@@ -72,7 +72,10 @@ func runHub(t testing.TB, opts edgehub.Options, agentAddr, joinPassword string, 
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	opts.Client, opts.APIReader, opts.Log = env.Client, env.Client, testLogger(t)
-	opts.FlushInterval, opts.Registerer = 100*time.Millisecond, reg
+	opts.Registerer = reg
+	if opts.FlushInterval == 0 {
+		opts.FlushInterval = 100 * time.Millisecond // quick tests; the hub's default is 500ms
+	}
 	hub, err := edgehub.New(opts)
 	if err != nil {
 		t.Fatal(err)

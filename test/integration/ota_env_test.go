@@ -27,6 +27,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/cluster"
 
 	common "github.com/cairn-platform/cairn/api/common/v1alpha1"
 	edgev1alpha1 "github.com/cairn-platform/cairn/api/edge/v1alpha1"
@@ -69,8 +70,20 @@ func startEdgeOTA(t testing.TB) *otaEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.edgeEnv = runHub(t, edgehub.Options{TCPListener: ln}, ln.Addr().String(), "", func(hub *edgehub.Hub, cfg *controllers.Config) {
-		src := &kubesource.Source{Client: env.Client, Authenticate: hub.AuthenticateDevice}
+	// The OTA server reads through an informer cache, as in the manager.
+	cached, err := cluster.New(env.Config, func(co *cluster.Options) { co.Scheme = controllers.NewScheme() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cacheCtx, stopCache := context.WithCancel(context.Background())
+	t.Cleanup(stopCache)
+	go func() { _ = cached.Start(cacheCtx) }()
+	hubOpts := edgehub.Options{TCPListener: ln}
+	if _, bench := t.(*testing.B); bench {
+		hubOpts.FlushInterval = 500 * time.Millisecond // as shipped
+	}
+	o.edgeEnv = runHub(t, hubOpts, ln.Addr().String(), "", func(hub *edgehub.Hub, cfg *controllers.Config) {
+		src := &kubesource.Source{Client: cached.GetClient(), Authenticate: hub.AuthenticateDevice}
 		srv, err := otaserver.New(src.Config(otaserver.Config{CacheDir: filepath.Join(o.dir, "cache"), Log: testLogger(t), Registerer: prometheus.NewRegistry()}))
 		if err != nil {
 			t.Fatal(err)

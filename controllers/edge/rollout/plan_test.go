@@ -357,3 +357,29 @@ func contains(s []string, v string) bool {
 	}
 	return false
 }
+
+func TestRolloutCompletesWithFailuresWithinThreshold(t *testing.T) {
+	f := newFleet(20)
+	f.outcome = func(n string) string {
+		if n == "dev-007" {
+			return protocol.PhaseFailed
+		}
+		return protocol.PhaseSucceeded
+	}
+	s := &step{in: Input{Spec: spec([]int32{100}, "100%", 10), Rollout: "fw:1"}}
+	f.apply(s.next(f, t0))
+	f.run()
+	out := s.next(f, t0)
+	if !out.Complete || out.Done || out.Halted || len(out.Assign) != 0 {
+		t.Fatalf("complete=%v done=%v halted=%v assignments=%d", out.Complete, out.Done, out.Halted, len(out.Assign))
+	}
+	if c := out.Status.Devices; c.Succeeded != 19 || c.Failed != 1 {
+		t.Fatalf("counts %+v", c)
+	}
+	if got := reasons(out.Events); !contains(got, ReasonDeviceFailed) || !contains(got, ReasonComplete) {
+		t.Fatalf("events %v", got)
+	}
+	if again := s.next(f, t0); len(again.Events) != 0 {
+		t.Fatalf("events repeated: %v", reasons(again.Events))
+	}
+}
