@@ -54,6 +54,10 @@ type otaEnv struct {
 	release  ed25519.PrivateKey
 	agentBin string
 	dir      string
+	// firstRoot is 1.root.json, the root devices are provisioned with;
+	// repoName is the repository ConfigMap.
+	firstRoot []byte
+	repoName  string
 }
 
 const (
@@ -102,21 +106,37 @@ func startEdgeOTA(t testing.TB) *otaEnv {
 	}))
 	t.Cleanup(o.origin.Close)
 
-	// A TUF repository with one key per role, and a separate release key
-	// for the Firmware's own signatures.
+	o.initRepository(t)
+	if err := os.WriteFile(filepath.Join(o.dir, "root.json"), o.firstRoot, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o.rootFile = filepath.Join(o.dir, "root.json")
+	o.agentBin = filepath.Join(o.dir, "edge-agent")
+	if out, err := exec.Command("go", "build", "-o", o.agentBin, "github.com/cairn-platform/cairn/cmd/edge-agent").CombinedOutput(); err != nil {
+		t.Fatalf("building edge-agent: %v\n%s", err, out)
+	}
+	return o
+}
+
+// initRepository creates a TUF repository in o.dir with one new key per
+// role, a release key, and the ConfigMaps the Firmware refers to (the
+// trusted release keys and, on publish, the repository).
+func (o *otaEnv) initRepository(t testing.TB) {
+	t.Helper()
 	keys := map[string]*tuf.PrivateKey{}
 	for _, role := range []string{"root", "targets", "snapshot", "timestamp"} {
-		if keys[role], err = tuf.GenerateKey(); err != nil {
+		k, err := tuf.GenerateKey()
+		if err != nil {
 			t.Fatal(err)
 		}
+		keys[role] = k
 	}
-	one := func(role string) tuf.RoleKeys {
-		return tuf.RoleKeys{Keys: []tuf.Key{keys[role].Public()}, Threshold: 1}
-	}
+	one := func(role string) tuf.RoleKeys { return tuf.RoleKeys{Keys: []tuf.Key{keys[role].Public()}, Threshold: 1} }
 	o.signers = tuf.Signers{
 		Root: []*tuf.PrivateKey{keys["root"]}, Targets: []*tuf.PrivateKey{keys["targets"]},
 		Snapshot: []*tuf.PrivateKey{keys["snapshot"]}, Timestamp: []*tuf.PrivateKey{keys["timestamp"]},
 	}
+	var err error
 	if o.repo, err = tuf.OpenRepository(filepath.Join(o.dir, "repo")); err != nil {
 		t.Fatal(err)
 	}
@@ -127,24 +147,21 @@ func startEdgeOTA(t testing.TB) *otaEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.rootFile = filepath.Join(o.dir, "root.json")
-	if err := os.WriteFile(o.rootFile, files[tuf.RootVersionFile(1)], 0o600); err != nil {
-		t.Fatal(err)
+	o.firstRoot = files[tuf.RootVersionFile(1)]
+	o.repoName = otaRepository
+	if o.release == nil {
+		pub, priv, _ := ed25519.GenerateKey(nil)
+		o.release = priv
+		keysCM := &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Namespace: o.ns, Name: otaReleaseKeys},
+			Data:       map[string]string{"release": base64.StdEncoding.EncodeToString(pub)},
+		}
+		if err := env.Client.Create(context.Background(), keysCM); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		o.repoName = "rogue-repository"
 	}
-	pub, priv, _ := ed25519.GenerateKey(nil)
-	o.release = priv
-	keysCM := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Namespace: o.ns, Name: otaReleaseKeys},
-		Data:       map[string]string{"release": base64.StdEncoding.EncodeToString(pub)},
-	}
-	if err := env.Client.Create(context.Background(), keysCM); err != nil {
-		t.Fatal(err)
-	}
-	o.agentBin = filepath.Join(o.dir, "edge-agent")
-	if out, err := exec.Command("go", "build", "-o", o.agentBin, "github.com/cairn-platform/cairn/cmd/edge-agent").CombinedOutput(); err != nil {
-		t.Fatalf("building edge-agent: %v\n%s", err, out)
-	}
-	return o
 }
 
 // firmwareImage is a firmware-like image: blocks of random data and runs
@@ -197,7 +214,7 @@ func (o *otaEnv) publish(t testing.TB, name, version string, image []byte, model
 	if err != nil {
 		t.Fatal(err)
 	}
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: o.ns, Name: otaRepository}, Data: map[string]string{}}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: o.ns, Name: o.repoName}, Data: map[string]string{}}
 	for k, v := range files {
 		cm.Data[k] = string(v)
 	}
@@ -222,7 +239,7 @@ func (o *otaEnv) publish(t testing.TB, name, version string, image []byte, model
 				TrustedKeys: common.LocalObjectReference{Name: otaReleaseKeys}, Threshold: 1,
 				Signatures: []edgev1alpha1.Signature{{KeyID: "release", Value: sig}},
 			},
-			Metadata: edgev1alpha1.RepositoryTarget{Repository: common.LocalObjectReference{Name: otaRepository}, Target: target},
+			Metadata: edgev1alpha1.RepositoryTarget{Repository: common.LocalObjectReference{Name: o.repoName}, Target: target},
 			Rollout:  rollout,
 		},
 	}

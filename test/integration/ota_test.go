@@ -211,7 +211,6 @@ func requireEvents(t *testing.T, obj client.Object, reasons ...string) {
 // says so).
 func TestFirmwareUpdateSurvivesFaults(t *testing.T) {
 	o := startEdgeOTA(t)
-	ctx := context.Background()
 	tokens := filepath.Join(o.dir, "tokens")
 	o.devices(t, tokens, "cut", "corrupt", "power")
 	v1 := firmwareImage(3, 512<<10)
@@ -306,5 +305,65 @@ func TestFirmwareUpdateSurvivesFaults(t *testing.T) {
 	if r := meta.FindStatusCondition(fw.Status.Conditions, common.ConditionReady); r == nil || r.Status != metav1.ConditionFalse || r.Reason != "DevicesFailed" {
 		t.Errorf("Ready = %+v", r)
 	}
-	_ = ctx
+}
+
+// TestFirmwareDeviceRefusesForeignMetadata: someone who can write the
+// repository ConfigMap replaces it with a repository of their own keys.
+// The controller, which trusts that ConfigMap's first root, accepts the
+// release; the device, which trusts only the root it was provisioned
+// with, refuses the metadata, never downloads the image, keeps its slot,
+// and the rollout halts on the failure.
+func TestFirmwareDeviceRefusesForeignMetadata(t *testing.T) {
+	o := startEdgeOTA(t)
+	tokens := filepath.Join(o.dir, "tokens")
+	o.devices(t, tokens, "victim")
+	v1 := firmwareImage(5, 128<<10)
+	factory := filepath.Join(o.dir, "factory.img")
+	if err := os.WriteFile(factory, v1, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o.startAgent(t, "victim", tokens, filepath.Join(o.dir, "victim"), "--factory-image", factory)
+	o.publish(t, "sim-1.0.0", "1.0.0", v1, []string{"retired-model"}, edgev1alpha1.Rollout{Waves: waves(100), AutoRollback: true})
+
+	// The attacker's repository: fresh keys for every role, listing an
+	// image of their own under the legitimate target name.
+	evil := changeImage(v1, 50, 6)
+	rogue := &otaEnv{edgeEnv: o.edgeEnv, dir: t.TempDir(), origin: o.origin, release: o.release}
+	rogue.initRepository(t)
+	fw := rogue.publish(t, "sim-6.6.6", "6.6.6", evil, []string{otaModel}, edgev1alpha1.Rollout{
+		Waves: waves(100), MaxUnavailable: intOrPercent("100%"), FailureThreshold: 0, AutoRollback: true,
+	})
+	o.images.Store(fw.Spec.Artifact.SHA256, evil) // served by the origin like any image
+
+	eventually(t, 60*time.Second, func(ctx context.Context) error {
+		f, _, err := o.firmwareOf(ctx, "victim")
+		if err != nil {
+			return err
+		}
+		if f.Phase != protocol.PhaseFailed || f.Rollout == "" {
+			return fmt.Errorf("victim: %+v", f)
+		}
+		if !strings.Contains(f.Message, "timestamp.json") || !strings.Contains(f.Message, "signatures verify") {
+			return fmt.Errorf("victim failed for another reason: %s", f.Message)
+		}
+		if f.Version != "1.0.0" || f.Slot != "A" {
+			return fmt.Errorf("victim runs %s in slot %s", f.Version, f.Slot)
+		}
+		return nil
+	})
+	if got := o.hook.seen(o.ns+"/victim", "target"); len(got) != 0 {
+		t.Errorf("the device downloaded the image: %+v", got)
+	}
+	if got := o.hook.seen(o.ns+"/victim", "delta"); len(got) != 0 {
+		t.Errorf("the device downloaded a delta: %+v", got)
+	}
+	eventually(t, 30*time.Second, func(ctx context.Context) error {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(fw), fw); err != nil {
+			return err
+		}
+		if c := meta.FindStatusCondition(fw.Status.Conditions, common.ConditionDegraded); c == nil || c.Reason != rollout.ReasonHalted {
+			return fmt.Errorf("Degraded = %+v", c)
+		}
+		return nil
+	})
 }
