@@ -82,7 +82,7 @@ func BenchmarkFirmwareRollout(b *testing.B) {
 		v := fmt.Sprintf("%d.0.0", version)
 		start := time.Now()
 		fw := o.publish(b, "fleet-"+v, v, next, []string{otaModel}, edgev1alpha1.Rollout{
-			Waves: waves(10, 50, 100), MaxUnavailable: intOrPercent("100%"), FailureThreshold: 5, AutoRollback: true,
+			Waves: waves(10, 50, 100), MaxUnavailable: allAtOnce(), FailureThreshold: 5, AutoRollback: true,
 		})
 		fw = waitFirmwareReady(b, watcher, fw)
 		d := time.Since(start)

@@ -131,7 +131,9 @@ func (o *otaEnv) initRepository(t testing.TB) {
 		}
 		keys[role] = k
 	}
-	one := func(role string) tuf.RoleKeys { return tuf.RoleKeys{Keys: []tuf.Key{keys[role].Public()}, Threshold: 1} }
+	one := func(role string) tuf.RoleKeys {
+		return tuf.RoleKeys{Keys: []tuf.Key{keys[role].Public()}, Threshold: 1}
+	}
 	o.signers = tuf.Signers{
 		Root: []*tuf.PrivateKey{keys["root"]}, Targets: []*tuf.PrivateKey{keys["targets"]},
 		Snapshot: []*tuf.PrivateKey{keys["snapshot"]}, Timestamp: []*tuf.PrivateKey{keys["timestamp"]},
@@ -257,8 +259,9 @@ func waves(percents ...int32) []edgev1alpha1.Wave {
 	return w
 }
 
-func intOrPercent(s string) *intstr.IntOrString {
-	v := intstr.Parse(s)
+// allAtOnce is a maxUnavailable of 100%: a whole wave updates at once.
+func allAtOnce() *intstr.IntOrString {
+	v := intstr.FromString("100%")
 	return &v
 }
 

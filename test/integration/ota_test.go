@@ -71,7 +71,7 @@ func TestFirmwareRolloutHaltsOnFailures(t *testing.T) {
 	// targets no device.
 	o.publish(t, "sim-1.0.0", "1.0.0", v1, []string{"retired-model"}, edgev1alpha1.Rollout{Waves: waves(100), AutoRollback: true})
 	fw := o.publish(t, "sim-2.0.0", "2.0.0", v2, []string{otaModel}, edgev1alpha1.Rollout{
-		Waves: waves(10, 50, 100), MaxUnavailable: intOrPercent("100%"), FailureThreshold: 10, AutoRollback: true, Paused: true,
+		Waves: waves(10, 50, 100), MaxUnavailable: allAtOnce(), FailureThreshold: 10, AutoRollback: true, Paused: true,
 	})
 	key := client.ObjectKeyFromObject(fw)
 
@@ -232,7 +232,7 @@ func TestFirmwareUpdateSurvivesFaults(t *testing.T) {
 
 	o.publish(t, "sim-1.0.0", "1.0.0", v1, []string{"retired-model"}, edgev1alpha1.Rollout{Waves: waves(100), AutoRollback: true})
 	fw := o.publish(t, "sim-2.0.0", "2.0.0", v2, []string{otaModel}, edgev1alpha1.Rollout{
-		Waves: waves(100), MaxUnavailable: intOrPercent("100%"), FailureThreshold: 100, AutoRollback: true,
+		Waves: waves(100), MaxUnavailable: allAtOnce(), FailureThreshold: 100, AutoRollback: true,
 	})
 
 	waitPhase := func(name, phase string, check func(*edgev1alpha1.DeviceFirmware) error) {
@@ -331,7 +331,7 @@ func TestFirmwareDeviceRefusesForeignMetadata(t *testing.T) {
 	rogue := &otaEnv{edgeEnv: o.edgeEnv, dir: t.TempDir(), origin: o.origin, release: o.release}
 	rogue.initRepository(t)
 	fw := rogue.publish(t, "sim-6.6.6", "6.6.6", evil, []string{otaModel}, edgev1alpha1.Rollout{
-		Waves: waves(100), MaxUnavailable: intOrPercent("100%"), FailureThreshold: 0, AutoRollback: true,
+		Waves: waves(100), MaxUnavailable: allAtOnce(), FailureThreshold: 0, AutoRollback: true,
 	})
 	o.images.Store(fw.Spec.Artifact.SHA256, evil) // served by the origin like any image
 
