@@ -208,6 +208,7 @@ var invalidCases = []invalidCase{
 	{"firmware: repeated wave", validFirmware, set("rollout.waves", []any{map[string]any{"percent": 50}, map[string]any{"percent": 50}, map[string]any{"percent": 100}}), "wave percentages must be strictly ascending"},
 	{"firmware: threshold above signatures", validFirmware, set("signatures.threshold", 2), "signatures.threshold cannot exceed the number of signatures"},
 	{"firmware: url and oci", validFirmware, set("artifact.oci", "registry.example.com/fw/gw2:1.0.0"), "artifact must set exactly one of url or oci"},
+	{"firmware: device timeout too short", validFirmware, set("rollout.deviceTimeout", "30s"), "deviceTimeout must be at least 1m"},
 	{"firmware: target escaping the repository", validFirmware, set("metadata.target", "acme-gw2/../../etc/passwd"), "target must not contain . or .. segments"},
 	{"firmware: absolute target", validFirmware, set("metadata.target", "/etc/passwd"), "spec.metadata.target in body should match"},
 	{"firmware: uppercase digest", validFirmware, set("artifact.sha256", strings.ToUpper("bce8c8981f0af66980060d9352586dfc3e4f224e160dd58b068ae904fe0da35f")), "spec.artifact.sha256 in body should match '^[a-f0-9]{64}$'"},

@@ -143,6 +143,15 @@ type Rollout struct {
 	// +optional
 	FailureThreshold int32 `json:"failureThreshold,omitempty"`
 
+	// DeviceTimeout is the longest a device may stay in one phase of its
+	// update (scheduled but silent, downloading, verifying, ...). Past it
+	// the device counts as failed and frees its maxUnavailable slot; a
+	// later report from it is still taken into account. Unset waits
+	// forever.
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="deviceTimeout must be at least 1m"
+	// +optional
+	DeviceTimeout *common.Duration `json:"deviceTimeout,omitempty"`
+
 	// Paused stops starting new device updates; running ones finish.
 	// +optional
 	Paused bool `json:"paused,omitempty"`

@@ -492,6 +492,11 @@ func (in *Rollout) DeepCopyInto(out *Rollout) {
 		*out = new(intstr.IntOrString)
 		**out = **in
 	}
+	if in.DeviceTimeout != nil {
+		in, out := &in.DeviceTimeout, &out.DeviceTimeout
+		*out = new(commonv1alpha1.Duration)
+		**out = **in
+	}
 	if in.MaintenanceWindow != nil {
 		in, out := &in.MaintenanceWindow, &out.MaintenanceWindow
 		*out = new(MaintenanceWindow)

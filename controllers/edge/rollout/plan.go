@@ -124,8 +124,15 @@ func Plan(in Input) Output {
 	for _, d := range in.Previous.DeviceStatuses {
 		prevDevice[d.Name] = d
 	}
+	timeout := deviceTimeout(in.Spec.Rollout)
+	var nextTimeout time.Duration // until the first in-flight device times out
 	for i := range members {
 		observe(&members[i], in, prevDevice[members[i].Name])
+		if timeout > 0 {
+			if left := timeOut(&members[i], prevDevice[members[i].Name], timeout, in.Now); left > 0 && (nextTimeout == 0 || left < nextTimeout) {
+				nextTimeout = left
+			}
+		}
 	}
 
 	prevWaves := in.Previous.Waves
@@ -199,6 +206,9 @@ func Plan(in Input) Output {
 		}
 	}
 
+	if nextTimeout > 0 && (out.RequeueAfter == 0 || nextTimeout < out.RequeueAfter) {
+		out.RequeueAfter = nextTimeout
+	}
 	all := counts(members, func(member) bool { return true })
 	out.Complete = halted < 0 && len(members) > 0 && all.Pending == 0 && all.Updating == 0
 	out.Done = out.Complete && all.Succeeded == all.Targeted
@@ -316,6 +326,53 @@ func observe(m *member, in Input, prev edgev1alpha1.DeviceRolloutStatus) {
 	default:
 		m.phase = edgev1alpha1.DeviceScheduled
 	}
+}
+
+// timedOutPrefix starts the message of a device that stopped progressing.
+const timedOutPrefix = "no progress for "
+
+func deviceTimeout(r edgev1alpha1.Rollout) time.Duration {
+	if r.DeviceTimeout == nil {
+		return 0
+	}
+	d, err := time.ParseDuration(string(*r.DeviceTimeout))
+	if err != nil {
+		return 0
+	}
+	return d
+}
+
+// timeOut fails an in-flight device that has stayed in its phase longer
+// than timeout, and keeps it failed until it reports again. It returns the
+// time left before the device times out (zero when it did or cannot).
+func timeOut(m *member, prev edgev1alpha1.DeviceRolloutStatus, timeout time.Duration, now time.Time) time.Duration {
+	if prev.LastTransitionTime == nil || !inFlight(m.phase) {
+		return 0
+	}
+	var reported time.Time
+	if m.Firmware != nil && m.Firmware.UpdatedAt != nil {
+		reported = m.Firmware.UpdatedAt.Time
+	}
+	since := prev.LastTransitionTime.Time
+	if prev.Phase == edgev1alpha1.DeviceFailed && strings.HasPrefix(prev.Message, timedOutPrefix) {
+		if reported.After(since) {
+			return 0 // it spoke again: what it says now counts
+		}
+		m.phase, m.failure, m.message = edgev1alpha1.DeviceFailed, true, prev.Message
+		return 0
+	}
+	if reported.After(since) {
+		since = reported
+	}
+	if prev.Phase != m.phase {
+		return timeout
+	}
+	if left := timeout - now.Sub(since); left > 0 {
+		return left
+	}
+	m.message = fmt.Sprintf("%s%s (stuck in %s)", timedOutPrefix, timeout, m.phase)
+	m.phase, m.failure = edgev1alpha1.DeviceFailed, true
+	return 0
 }
 
 func terminal(phase string) bool {

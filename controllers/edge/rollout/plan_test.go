@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	common "github.com/cairn-platform/cairn/api/common/v1alpha1"
@@ -381,5 +382,44 @@ func TestRolloutCompletesWithFailuresWithinThreshold(t *testing.T) {
 	}
 	if again := s.next(f, t0); len(again.Events) != 0 {
 		t.Fatalf("events repeated: %v", reasons(again.Events))
+	}
+}
+
+func TestSilentDeviceTimesOut(t *testing.T) {
+	f := newFleet(4)
+	timeout := common.Duration("10m")
+	s := &step{in: Input{Spec: spec([]int32{100}, "100%", 50), Rollout: "fw:1"}}
+	s.in.Spec.Rollout.DeviceTimeout = &timeout
+	f.apply(s.next(f, t0))
+	silent := f.devices["dev-002"]
+	assignment := silent.Assignment
+	silent.Assignment = nil // keeps it out of run: it never reports
+	f.run()
+	silent.Assignment = assignment
+
+	out := s.next(f, t0.Add(5*time.Minute))
+	if out.Complete || out.RequeueAfter != 5*time.Minute {
+		t.Fatalf("after 5m: complete=%v, requeue after %v; want to wait 5m more", out.Complete, out.RequeueAfter)
+	}
+	out = s.next(f, t0.Add(11*time.Minute))
+	phase := map[string]edgev1alpha1.DeviceRolloutStatus{}
+	for _, d := range out.Status.DeviceStatuses {
+		phase[d.Name] = d
+	}
+	if d := phase["dev-002"]; d.Phase != edgev1alpha1.DeviceFailed || d.Message != "no progress for 10m0s (stuck in Scheduled)" {
+		t.Fatalf("silent device: %+v", d)
+	}
+	if !out.Complete || out.Halted || out.Status.Devices.Failed != 1 || !contains(reasons(out.Events), ReasonDeviceFailed) {
+		t.Fatalf("complete=%v halted=%v counts=%+v events=%v", out.Complete, out.Halted, out.Status.Devices, reasons(out.Events))
+	}
+	// Still silent: it stays failed.
+	if out = s.next(f, t0.Add(20*time.Minute)); out.Status.Devices.Failed != 1 {
+		t.Fatalf("counts %+v", out.Status.Devices)
+	}
+	// It comes back and installs: its report counts again.
+	silent.Firmware = &edgev1alpha1.DeviceFirmware{Version: "2.0.0", Rollout: "fw:1", Action: protocol.OTAInstall, Phase: protocol.PhaseSucceeded,
+		UpdatedAt: &metav1.Time{Time: t0.Add(25 * time.Minute)}}
+	if out = s.next(f, t0.Add(26*time.Minute)); !out.Done || out.Status.Devices.Succeeded != 4 {
+		t.Fatalf("after the late report: done=%v counts=%+v", out.Done, out.Status.Devices)
 	}
 }
