@@ -28,6 +28,7 @@ import (
 
 	"github.com/cairn-platform/cairn/edge-agent/protocol"
 	"github.com/cairn-platform/cairn/edge-agent/twin"
+	"github.com/cairn-platform/cairn/internal/atomicfile"
 )
 
 // Config configures an Agent.
@@ -210,7 +211,7 @@ func (a *Agent) credential(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := writeFileSync(path, []byte(credential)); err != nil {
+	if err := atomicfile.WriteFile(path, []byte(credential), 0o600); err != nil {
 		return "", fmt.Errorf("storing the credential: %w", err)
 	}
 	a.cfg.Metrics.joins.Inc()
@@ -579,25 +580,4 @@ func (a *Agent) runPacketFilter(ctx context.Context, pf *packetFilter) {
 			pf.report(ctx)
 		}
 	}
-}
-
-// writeFileSync writes a private file and flushes it to disk.
-func writeFileSync(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cairn-platform/cairn/internal/atomicfile"
 )
 
 // Slot names.
@@ -107,7 +109,7 @@ func (b *FileBootloader) save(st bootState) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(b.path(), data)
+	return atomicfile.WriteFile(b.path(), data, 0o644)
 }
 
 // Boot implements Bootloader.
@@ -242,44 +244,4 @@ func (e *ExecBootloader) Commit(slot string) error {
 func (e *ExecBootloader) Reboot(ctx context.Context) error {
 	_, err := e.run(ctx, "reboot")
 	return err
-}
-
-// writeFileAtomic writes data to path via a temporary file, fsync and rename,
-// then syncs the directory.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = d.Close() }()
-	// Some filesystems do not support fsync on directories; ignore that.
-	_ = d.Sync()
-	return nil
 }

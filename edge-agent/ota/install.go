@@ -18,6 +18,7 @@ import (
 
 	"github.com/cairn-platform/cairn/dataplane/ota/delta"
 	"github.com/cairn-platform/cairn/edge-agent/protocol"
+	"github.com/cairn-platform/cairn/internal/atomicfile"
 )
 
 // install downloads, verifies and writes the assignment's image into the
@@ -345,7 +346,7 @@ func (m *Manager) downloadOnce(ctx context.Context, u, part string, ti TargetInf
 			return permanent{fmt.Errorf("the server's image is %d bytes, the signed metadata says %d", resp.ContentLength, ti.Length)}
 		}
 		if etag := resp.Header.Get("ETag"); etag != "" {
-			_ = writeFileAtomic(m.etagPath(ti.SHA256), []byte(etag))
+			_ = atomicfile.WriteFile(m.etagPath(ti.SHA256), []byte(etag), 0o644)
 		} else {
 			_ = os.Remove(m.etagPath(ti.SHA256))
 		}
@@ -457,14 +458,14 @@ func (m *Manager) writeSlot(slot, src string, meta slotMeta) error {
 	if err := os.Rename(tmp, filepath.Join(dir, "image")); err != nil {
 		return err
 	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return err
 	}
 	data, err := json.Marshal(meta)
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, "meta.json"), data)
+	return atomicfile.WriteFile(filepath.Join(dir, "meta.json"), data, 0o644)
 }
 
 // progressWriter reports Downloading progress in steps of 10%, at most

@@ -18,6 +18,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/cairn-platform/cairn/edge-agent/protocol"
+	"github.com/cairn-platform/cairn/internal/atomicfile"
 )
 
 // TargetInfo is what the verified OTA metadata says about a target.
@@ -202,7 +203,7 @@ func (m *Manager) saveJob(j *job) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(m.path("job.json"), data); err != nil {
+	if err := atomicfile.WriteFile(m.path("job.json"), data, 0o644); err != nil {
 		return fmt.Errorf("ota: saving job: %w", err)
 	}
 	return nil

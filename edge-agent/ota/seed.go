@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/cairn-platform/cairn/internal/atomicfile"
 )
 
 // SeedSlot places a factory image in slot of the OTA directory dir when the
@@ -19,5 +21,5 @@ func SeedSlot(dir, slot string, image []byte) error {
 	if _, err := os.Stat(path); err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	return writeFileAtomic(path, image)
+	return atomicfile.WriteFile(path, image, 0o644)
 }

@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/cairn-platform/cairn/internal/atomicfile"
 )
 
 // stagedTargetsFile holds unsigned target changes between AddTarget and
@@ -290,7 +292,7 @@ func (r *Repository) stage(t *Targets) error {
 	if err != nil {
 		return fmt.Errorf("staging targets: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(r.dir, stagedTargetsFile), b, 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(r.dir, stagedTargetsFile), b, 0o644); err != nil {
 		return fmt.Errorf("staging targets: %w", err)
 	}
 	r.targets = t
@@ -481,7 +483,7 @@ func containsSigner(list []signer, s signer) bool {
 
 func (r *Repository) write(files []file) error {
 	for _, f := range files {
-		if err := writeFileAtomic(filepath.Join(r.dir, f.name), f.data, 0o644); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(r.dir, f.name), f.data, 0o644); err != nil {
 			return fmt.Errorf("writing %s: %w", f.name, err)
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/cairn-platform/cairn/internal/atomicfile"
 )
 
 // Store keeps a client's trusted metadata. Load returns an error wrapping
@@ -55,7 +57,7 @@ func (d DirStore) Save(name string, b []byte) error {
 	if err := os.MkdirAll(string(d), 0o700); err != nil {
 		return fmt.Errorf("saving trusted %s: %w", name, err)
 	}
-	if err := writeFileAtomic(p, b, 0o600); err != nil {
+	if err := atomicfile.WriteFile(p, b, 0o600); err != nil {
 		return fmt.Errorf("saving trusted %s: %w", name, err)
 	}
 	return nil
@@ -70,55 +72,7 @@ func (d DirStore) Delete(name string) error {
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("deleting trusted %s: %w", name, err)
 	}
-	return syncDir(string(d))
-}
-
-// writeFileAtomic writes b to a temporary file in path's directory, syncs it
-// and renames it over path, then syncs the directory so the rename persists.
-func writeFileAtomic(path string, b []byte, perm fs.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			// Best effort: the write error matters, not the cleanup's.
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if err := f.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer func() { _ = d.Close() }() // read-only: Sync reported the error
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
+	return atomicfile.SyncDir(string(d))
 }
 
 // MemoryStore keeps trusted metadata in memory, for the controller. The zero
