@@ -312,7 +312,7 @@ func (r *FirmwareReconciler) check(ctx context.Context, fw *edgev1alpha1.Firmwar
 		problems := append([]string{fmt.Sprintf("%d of the required %d signatures verify", len(res.Verified), fw.Spec.Signatures.Threshold)}, res.Problems...)
 		return ReasonSignatureInvalid, problems, nil, nil
 	}
-	reason, problem, err := r.checkMetadata(ctx, fw)
+	reason, problem, err := r.checkMetadata(ctx, fw, []byte(keys.Data[edgev1alpha1.TrustedKeysPinnedRoot]))
 	if err != nil || problem != "" {
 		return reason, []string{problem}, nil, err
 	}
@@ -322,9 +322,10 @@ func (r *FirmwareReconciler) check(ctx context.Context, fw *edgev1alpha1.Firmwar
 // checkMetadata verifies the repository's TUF metadata the way a device
 // will, and that it lists the artifact under spec.metadata.target, so a
 // release that every device would refuse is never rolled out. The
-// controller trusts the repository's first root (1.root.json); devices
-// trust the root they were provisioned with.
-func (r *FirmwareReconciler) checkMetadata(ctx context.Context, fw *edgev1alpha1.Firmware) (reason, problem string, err error) {
+// controller starts from the pinned root, if the trusted-keys ConfigMap
+// has one, else from the repository's 1.root.json; devices trust the root
+// they were provisioned with.
+func (r *FirmwareReconciler) checkMetadata(ctx context.Context, fw *edgev1alpha1.Firmware, pinnedRoot []byte) (reason, problem string, err error) {
 	repo := fw.Spec.Metadata.Repository.Name
 	var cm corev1.ConfigMap
 	found, err := kube.GetIfExists(ctx, r.Client, types.NamespacedName{Namespace: fw.Namespace, Name: repo}, &cm)
@@ -344,8 +345,12 @@ func (r *FirmwareReconciler) checkMetadata(ctx context.Context, fw *edgev1alpha1
 		}
 		return ReasonMetadataInvalid, fmt.Sprintf("repository %q: %v", repo, err), nil
 	}
+	trusted := files[tuf.RootVersionFile(1)]
+	if len(pinnedRoot) > 0 {
+		trusted = pinnedRoot
+	}
 	store := &tuf.MemoryStore{}
-	if err := tuf.Bootstrap(store, files[tuf.RootVersionFile(1)]); err != nil {
+	if err := tuf.Bootstrap(store, trusted); err != nil {
 		return invalid(err)
 	}
 	c, err := tuf.NewClient(store, files, r.now)

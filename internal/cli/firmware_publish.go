@@ -27,6 +27,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
 
+	edgev1alpha1 "github.com/cairn-platform/cairn/api/edge/v1alpha1"
 	"github.com/cairn-platform/cairn/dataplane/ota/tuf"
 )
 
@@ -156,7 +157,8 @@ func firmwareConfigMap(name, namespace string, data map[string]any) *unstructure
 }
 
 // trustedKeysConfigMap maps the release key ID of each targets key of the
-// repository's current root to its base64 public key.
+// repository's current root to its base64 public key, and pins the
+// repository's first root for the controller.
 func trustedKeysConfigMap(repo *tuf.Repository, name, namespace string) (*unstructured.Unstructured, error) {
 	root, err := repoRoot(repo)
 	if err != nil {
@@ -174,6 +176,13 @@ func trustedKeysConfigMap(repo *tuf.Repository, name, namespace string) (*unstru
 		}
 		data[releaseKeyID(id)] = b64
 	}
+	// The controller starts its TUF checks from this pinned root, not
+	// from whatever the repository ConfigMap holds.
+	files, err := repo.Files()
+	if err != nil {
+		return nil, err
+	}
+	data[edgev1alpha1.TrustedKeysPinnedRoot] = string(files[tuf.RootVersionFile(1)])
 	return firmwareConfigMap(name, namespace, data), nil
 }
 

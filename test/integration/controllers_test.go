@@ -41,8 +41,9 @@ spec:
 }
 
 // tufRepositoryDoc is a ConfigMap with a TUF repository signed at now
-// (default expiries) listing each target with the digest.
-func tufRepositoryDoc(t *testing.T, name string, now time.Time, targets map[string]int64, digest string) string {
+// (default expiries) listing each target with the digest, and the
+// repository's 1.root.json.
+func tufRepositoryDoc(t *testing.T, name string, now time.Time, targets map[string]int64, digest string) (string, []byte) {
 	t.Helper()
 	var s tuf.Signers
 	var cfg tuf.RootConfig
@@ -84,7 +85,7 @@ func tufRepositoryDoc(t *testing.T, name string, now time.Time, targets map[stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	return "\n" + string(doc)
+	return "\n" + string(doc), files[tuf.RootVersionFile(1)]
 }
 
 // startManager runs every controller in-process until the test ends.
@@ -151,8 +152,18 @@ data: {release: %s}`, base64.StdEncoding.EncodeToString(pub))
 	firmware := func(sig string) string { return firmwareDoc(digest, sig, 10, "m1/2.0.0/image.bin") }
 	// TUF repositories: a good one listing the image, and one whose
 	// metadata expired a day ago.
-	repo := tufRepositoryDoc(t, "repo", time.Now(), map[string]int64{"m1/2.0.0/image.bin": 10}, digest)
-	expired := tufRepositoryDoc(t, "repo", time.Now().Add(-48*time.Hour), map[string]int64{"m1/2.0.0/image.bin": 10}, digest)
+	repo, _ := tufRepositoryDoc(t, "repo", time.Now(), map[string]int64{"m1/2.0.0/image.bin": 10}, digest)
+	expired, _ := tufRepositoryDoc(t, "repo", time.Now().Add(-48*time.Hour), map[string]int64{"m1/2.0.0/image.bin": 10}, digest)
+	// Keys that pin the root of yet another repository: "repo" is not
+	// signed by it.
+	_, otherRoot := tufRepositoryDoc(t, "other", time.Now(), map[string]int64{"m1/2.0.0/image.bin": 10}, digest)
+	pinned := fmt.Sprintf(`
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: keys}
+data:
+  release: %s
+  root.json: '%s'`, base64.StdEncoding.EncodeToString(pub), otherRoot)
 
 	tests := []struct {
 		name, docs     string
@@ -262,6 +273,7 @@ spec:
 		{"firmware with expired metadata", keys + "\n---" + expired + "\n---" + firmware(goodSig), firmwareObj(), firmwareConds, metav1.ConditionFalse, "MetadataExpired", "timestamp.json expired"},
 		{"firmware missing from its repository", keys + "\n---" + repo + "\n---" + firmwareDoc(digest, goodSig, 10, "m1/9.9.9/image.bin"), firmwareObj(), firmwareConds, metav1.ConditionFalse, "TargetNotFound", "m1/9.9.9/image.bin"},
 		{"firmware of another size than signed", keys + "\n---" + repo + "\n---" + firmwareDoc(digest, goodSig, 11, "m1/2.0.0/image.bin"), firmwareObj(), firmwareConds, metav1.ConditionFalse, "TargetMismatch", "target m1/2.0.0/image.bin is 11 bytes, targets.json says 10"},
+		{"firmware whose repository the pinned root does not sign", pinned + "\n---" + repo + "\n---" + firmware(goodSig), firmwareObj(), firmwareConds, metav1.ConditionFalse, "MetadataInvalid", "signatures verify"},
 		{"firmware correctly signed", keys + "\n---" + repo + "\n---" + firmware(goodSig), firmwareObj(), firmwareConds, metav1.ConditionTrue, "SignaturesVerified", "signed by release (threshold 1); target m1/2.0.0/image.bin verified in repository repo"},
 		{"function whose module is not wasm", `
 apiVersion: v1

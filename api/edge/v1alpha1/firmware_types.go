@@ -332,6 +332,11 @@ type FirmwareStatus struct {
 // repository URL) the edge hub sends to the device.
 const AnnotationOTAAssignment = "ota.edge.cairn.dev/assignment"
 
+// TrustedKeysPinnedRoot is the key of the trusted-keys ConfigMap holding
+// the TUF root.json the controller starts its metadata checks from;
+// without it the repository's own 1.root.json is trusted.
+const TrustedKeysPinnedRoot = "root.json"
+
 // Firmware is a signed firmware image rolled out over the air to EdgeDevices.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
