@@ -23,6 +23,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -49,6 +50,7 @@ const (
 	ReasonRolloutInProgress  = "RolloutInProgress"
 	ReasonWithinThreshold    = "WithinThreshold"
 	ReasonDevicesFailed      = "DevicesFailed"
+	ReasonRolloutCanceled    = "RolloutCanceled"
 	ReasonSignaturesVerified = "SignaturesVerified"
 	ReasonSignatureInvalid   = "SignatureInvalid"
 	ReasonTrustedKeysMissing = "TrustedKeysNotFound"
@@ -85,7 +87,8 @@ type FirmwareReconciler struct {
 // during a rollout device reports arrive continuously.
 const progressWriteInterval = time.Second
 
-// +kubebuilder:rbac:groups=edge.cairn.dev,resources=firmwares,verbs=get;list;watch
+// +kubebuilder:rbac:groups=edge.cairn.dev,resources=firmwares,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=edge.cairn.dev,resources=firmwares/finalizers,verbs=update
 // +kubebuilder:rbac:groups=edge.cairn.dev,resources=firmwares/status,verbs=get;patch
 // +kubebuilder:rbac:groups=edge.cairn.dev,resources=edgedevices,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
@@ -99,6 +102,16 @@ func (r *FirmwareReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 			r.written.Delete(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !fw.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.finalize(ctx, &fw)
+	}
+	if !controllerutil.ContainsFinalizer(&fw, rolloutFinalizer) {
+		orig := fw.DeepCopy()
+		controllerutil.AddFinalizer(&fw, rolloutFinalizer)
+		if err := r.Patch(ctx, &fw, client.MergeFrom(orig)); err != nil {
+			return ctrl.Result{}, fmt.Errorf("adding the finalizer: %w", err)
+		}
 	}
 	base := fw.DeepCopy()
 	gen := fw.Generation
@@ -233,6 +246,44 @@ func setRolloutConditions(fw *edgev1alpha1.Firmware, plan rollout.Output) {
 	}
 }
 
+// rolloutFinalizer lets a deleted Firmware withdraw its assignments first.
+const rolloutFinalizer = "edge.cairn.dev/withdraw-assignments"
+
+// finalize withdraws the rollout's assignments from every device (a device
+// abandons a download, but finishes an update whose slot is on trial),
+// then lets the Firmware go.
+func (r *FirmwareReconciler) finalize(ctx context.Context, fw *edgev1alpha1.Firmware) error {
+	if !controllerutil.ContainsFinalizer(fw, rolloutFinalizer) {
+		return nil
+	}
+	var devices edgev1alpha1.EdgeDeviceList
+	if err := r.List(ctx, &devices, client.InNamespace(fw.Namespace)); err != nil {
+		return fmt.Errorf("listing EdgeDevices: %w", err)
+	}
+	id := rollout.ID(fw.Name, fw.Spec.Artifact.SHA256)
+	withdraw := map[string]any{"metadata": map[string]any{"annotations": map[string]any{edgev1alpha1.AnnotationOTAAssignment: nil}}}
+	patches := map[string]any{}
+	for _, d := range devices.Items {
+		var a protocol.OTAAssignment
+		if raw, ok := d.Annotations[edgev1alpha1.AnnotationOTAAssignment]; ok && json.Unmarshal([]byte(raw), &a) == nil && a.Rollout == id {
+			patches[d.Name] = withdraw
+		}
+	}
+	if err := r.patchDevices(ctx, fw.Namespace, patches); err != nil {
+		return err
+	}
+	if len(patches) > 0 {
+		r.Recorder.Eventf(fw, nil, corev1.EventTypeNormal, ReasonRolloutCanceled, "Delete", "withdrew the assignment of %d device(s)", len(patches))
+	}
+	orig := fw.DeepCopy()
+	controllerutil.RemoveFinalizer(fw, rolloutFinalizer)
+	if err := r.Patch(ctx, fw, client.MergeFrom(orig)); err != nil {
+		return fmt.Errorf("removing the finalizer: %w", err)
+	}
+	r.written.Delete(client.ObjectKeyFromObject(fw))
+	return nil
+}
+
 // assignWorkers bounds the concurrent annotation patches of one reconcile:
 // a wave of hundreds of devices is assigned at once, and one patch at a
 // time waits out the API server's latency hundreds of times over.
@@ -241,18 +292,28 @@ const assignWorkers = 16
 // assign writes OTA assignments as device annotations; the edge hub sends
 // them to the devices.
 func (r *FirmwareReconciler) assign(ctx context.Context, ns string, assign map[string]protocol.OTAAssignment) error {
+	patches := make(map[string]any, len(assign))
+	for name, a := range assign {
+		raw, err := json.Marshal(a)
+		if err != nil {
+			return fmt.Errorf("encoding the assignment of %s: %w", name, err)
+		}
+		patches[name] = map[string]any{"metadata": map[string]any{"annotations": map[string]string{edgev1alpha1.AnnotationOTAAssignment: string(raw)}}}
+	}
+	return r.patchDevices(ctx, ns, patches)
+}
+
+// patchDevices merge-patches EdgeDevices, assignWorkers at a time; a device
+// deleted meanwhile is skipped.
+func (r *FirmwareReconciler) patchDevices(ctx context.Context, ns string, patches map[string]any) error {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		errs []error
 		sem  = make(chan struct{}, assignWorkers)
 	)
-	for _, name := range slices.Sorted(maps.Keys(assign)) {
-		raw, err := json.Marshal(assign[name])
-		if err != nil {
-			return fmt.Errorf("encoding the assignment of %s: %w", name, err)
-		}
-		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{edgev1alpha1.AnnotationOTAAssignment: string(raw)}}})
+	for _, name := range slices.Sorted(maps.Keys(patches)) {
+		patch, err := json.Marshal(patches[name])
 		if err != nil {
 			return err
 		}
@@ -262,7 +323,7 @@ func (r *FirmwareReconciler) assign(ctx context.Context, ns string, assign map[s
 			dev := &edgev1alpha1.EdgeDevice{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
 			if err := r.Patch(ctx, dev, client.RawPatch(types.MergePatchType, patch)); client.IgnoreNotFound(err) != nil {
 				mu.Lock()
-				errs = append(errs, fmt.Errorf("assigning firmware to EdgeDevice %s: %w", name, err))
+				errs = append(errs, fmt.Errorf("patching EdgeDevice %s: %w", name, err))
 				mu.Unlock()
 			}
 		})

@@ -103,16 +103,56 @@ func (r *otaRunner) run(ctx context.Context) {
 	if _, err := r.mgr.Boot(ctx); err != nil && ctx.Err() == nil {
 		r.a.log.Error(err, "booting the firmware slots")
 	}
-	for {
-		if a, ok := r.assignment(); ok {
-			if err := r.mgr.Handle(ctx, a); err != nil && ctx.Err() == nil {
-				r.a.log.Error(err, "firmware update", "rollout", a.Rollout, "action", a.Action)
-			}
+	for ctx.Err() == nil {
+		if a, ok := r.assignment(); ok && r.handle(ctx, a) {
+			continue // interrupted by a new assignment: take it now
 		}
 		select {
 		case <-ctx.Done():
-			return
 		case <-r.changed:
+		}
+	}
+}
+
+// handle carries out a until it ends or the hub withdraws or replaces it.
+// A download is abandoned then; once the new slot is on trial the update
+// runs to its end (commit or fall back), whatever the hub says. It tells
+// whether a was interrupted.
+func (r *otaRunner) handle(ctx context.Context, a protocol.OTAAssignment) bool {
+	jobCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.mgr.Handle(jobCtx, a) }()
+	changed := false // the assignment changed while the slot was on trial
+	for {
+		select {
+		case err := <-done:
+			if err != nil && ctx.Err() == nil {
+				r.a.log.Error(err, "firmware update", "rollout", a.Rollout, "action", a.Action)
+			}
+			return changed
+		case <-r.changed:
+			cur, ok := r.assignment()
+			if ok && cur == a {
+				continue
+			}
+			if p := r.mgr.State().Phase; p == protocol.PhaseRebooting || p == protocol.PhaseVerifying {
+				changed = true // on trial: the health check decides, then the new assignment
+				continue
+			}
+			cancel()
+			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+				r.a.log.Error(err, "firmware update", "rollout", a.Rollout, "action", a.Action)
+			}
+			if ctx.Err() == nil && r.mgr.Cancel("the assignment was withdrawn or replaced") {
+				r.a.log.Info("firmware update canceled", "rollout", a.Rollout, "action", a.Action)
+			}
+			return true
+		case <-ctx.Done():
+			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+				r.a.log.Error(err, "firmware update", "rollout", a.Rollout, "action", a.Action)
+			}
+			return false
 		}
 	}
 }

@@ -593,3 +593,25 @@ func fileMatches(path string, size int64, sum string) (bool, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)) == sum, nil
 }
+
+// Cancel ends an unfinished job that has not switched slots yet (no phase
+// or Downloading or Installing) as Failed with the reason, and reports it;
+// call it after Handle returned because its context was cancelled. A job
+// past TryBoot is left alone: the trial boot decides. It tells whether the
+// job was cancelled.
+func (m *Manager) Cancel(reason string) bool {
+	m.work.Lock()
+	defer m.work.Unlock()
+	m.mu.Lock()
+	j := m.job
+	m.mu.Unlock()
+	if j == nil {
+		return false
+	}
+	switch j.Phase {
+	case "", protocol.PhaseDownloading, protocol.PhaseInstalling:
+		m.setPhase(j, protocol.PhaseFailed, "canceled: "+reason)
+		return true
+	}
+	return false
+}

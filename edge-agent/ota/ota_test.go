@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,6 +59,8 @@ type repo struct {
 	chunked bool
 	// auth is the expected Authorization header.
 	auth string
+	// stall holds image and delta requests until the client goes away.
+	stall atomic.Bool
 }
 
 type recorded struct {
@@ -103,6 +106,10 @@ func (r *repo) serve(w http.ResponseWriter, req *http.Request) {
 	}()
 	if req.Header.Get("Authorization") != r.auth {
 		cw.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	if r.stall.Load() {
+		<-req.Context().Done()
 		return
 	}
 	r.mu.Lock()
@@ -1041,5 +1048,51 @@ func TestHealthCheckTimeout(t *testing.T) {
 	wantState(t, st, SlotA, "1.0.0", protocol.PhaseRolledBack)
 	if !strings.Contains(st.Message, "did not pass within 50ms") {
 		t.Errorf("message = %q", st.Message)
+	}
+}
+
+func TestCancelStopsADownloadButNotATrialBoot(t *testing.T) {
+	d := newDevice(t)
+	m := d.manager()
+	if _, err := m.Boot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if m.Cancel("nothing to cancel") {
+		t.Fatal("Cancel without a job reported a cancellation")
+	}
+	// The download never finishes: the context is cancelled as the hub
+	// withdraws the assignment.
+	d.repo.stall.Store(true)
+	a := d.install("fw-2.0.0.img")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Handle(ctx, a) }()
+	waitPhase(t, m, protocol.PhaseDownloading)
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("Handle returned no error after its context was cancelled")
+	}
+	if !m.Cancel("the assignment was withdrawn") {
+		t.Fatal("Cancel did not cancel a download")
+	}
+	st := m.State()
+	if st.Phase != protocol.PhaseFailed || st.Message != "canceled: the assignment was withdrawn" || st.Slot != SlotA {
+		t.Fatalf("state %+v", st)
+	}
+	// Finished: a second Cancel, or Handle of the same assignment, changes nothing.
+	if m.Cancel("again") {
+		t.Fatal("Cancel cancelled a finished job")
+	}
+}
+
+// waitPhase waits until the manager reports phase.
+func waitPhase(t *testing.T, m *Manager, phase string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for m.State().Phase != phase {
+		if time.Now().After(deadline) {
+			t.Fatalf("phase %q, want %q", m.State().Phase, phase)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

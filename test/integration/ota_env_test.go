@@ -368,6 +368,18 @@ type otaHook struct {
 	cut map[string]int64
 	// corrupt flips bytes in the deltas sent to these devices.
 	corrupt map[string]bool
+	// stall holds these devices' image and delta requests until they
+	// give up.
+	stall map[string]bool
+}
+
+func (h *otaHook) stallDownloads(device string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stall == nil {
+		h.stall = map[string]bool{}
+	}
+	h.stall[device] = true
 }
 
 type otaRequest struct {
@@ -422,7 +434,12 @@ func (h *otaHook) wrap(next http.Handler) http.Handler {
 			delete(h.cut, user)
 		}
 		corrupt := kind == "delta" && h.corrupt[user]
+		stall := kind != "metadata" && h.stall[user]
 		h.mu.Unlock()
+		if stall {
+			<-r.Context().Done()
+			return
+		}
 		rec := &recordingWriter{ResponseWriter: w, status: http.StatusOK}
 		switch {
 		case kind == "target" && cutting:

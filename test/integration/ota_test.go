@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -366,4 +368,75 @@ func TestFirmwareDeviceRefusesForeignMetadata(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestFirmwareDeletionWithdrawsAssignments: deleting a Firmware mid-rollout
+// withdraws its assignments. A device still downloading abandons the
+// update and keeps its slot; a device already updated keeps the new
+// version; the Firmware goes once every annotation is removed.
+func TestFirmwareDeletionWithdrawsAssignments(t *testing.T) {
+	o := startEdgeOTA(t)
+	tokens := filepath.Join(o.dir, "tokens")
+	o.devices(t, tokens, "held", "done")
+	v1 := firmwareImage(8, 128<<10)
+	factory := filepath.Join(o.dir, "factory.img")
+	if err := os.WriteFile(factory, v1, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o.hook.stallDownloads(o.ns + "/held")
+	for _, name := range []string{"held", "done"} {
+		o.startAgent(t, name, tokens, filepath.Join(o.dir, name), "--factory-image", factory)
+	}
+	o.publish(t, "sim-1.0.0", "1.0.0", v1, []string{"retired-model"}, edgev1alpha1.Rollout{Waves: waves(100), AutoRollback: true})
+	fw := o.publish(t, "sim-2.0.0", "2.0.0", changeImage(v1, 1, 9), []string{otaModel}, edgev1alpha1.Rollout{
+		Waves: waves(100), MaxUnavailable: allAtOnce(), FailureThreshold: 100, AutoRollback: true,
+	})
+	phase := func(name, want string) func(context.Context) error {
+		return func(ctx context.Context) error {
+			f, _, err := o.firmwareOf(ctx, name)
+			if err != nil {
+				return err
+			}
+			if f.Phase != want {
+				return fmt.Errorf("%s phase %s (%s), want %s", name, f.Phase, f.Message, want)
+			}
+			return nil
+		}
+	}
+	eventually(t, 60*time.Second, phase("done", protocol.PhaseSucceeded))
+	eventually(t, 30*time.Second, phase("held", protocol.PhaseDownloading))
+
+	if err := env.Client.Delete(context.Background(), fw); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func(ctx context.Context) error {
+		err := env.Client.Get(ctx, client.ObjectKeyFromObject(fw), &edgev1alpha1.Firmware{})
+		switch {
+		case apierrors.IsNotFound(err):
+			return nil
+		case err == nil:
+			return errors.New("the Firmware is still there")
+		}
+		return err
+	})
+	eventually(t, 30*time.Second, func(ctx context.Context) error {
+		f, d, err := o.firmwareOf(ctx, "held")
+		if err != nil {
+			return err
+		}
+		if a := d.Annotations[edgev1alpha1.AnnotationOTAAssignment]; a != "" {
+			return fmt.Errorf("held still carries %s", a)
+		}
+		if f.Phase != protocol.PhaseFailed || !strings.HasPrefix(f.Message, "canceled: ") || f.Version != "1.0.0" || f.Slot != "A" {
+			return fmt.Errorf("held: %+v", f)
+		}
+		return nil
+	})
+	f, d, err := o.firmwareOf(context.Background(), "done")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Annotations[edgev1alpha1.AnnotationOTAAssignment] != "" || f.Version != "2.0.0" || f.Slot != "B" || f.Phase != protocol.PhaseSucceeded {
+		t.Errorf("done: annotations %v, firmware %+v", d.Annotations, f)
+	}
 }
