@@ -6,14 +6,9 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 
-	edgev1alpha1 "github.com/cairn-platform/cairn/api/edge/v1alpha1"
-	gatewayv1alpha1 "github.com/cairn-platform/cairn/api/gateway/v1alpha1"
-	gitopsv1alpha1 "github.com/cairn-platform/cairn/api/gitops/v1alpha1"
-	serverlessv1alpha1 "github.com/cairn-platform/cairn/api/serverless/v1alpha1"
+	"github.com/cairn-platform/cairn/api/scheme"
 	"github.com/cairn-platform/cairn/controllers/edge"
 	"github.com/cairn-platform/cairn/controllers/gateway"
 	"github.com/cairn-platform/cairn/controllers/gitops"
@@ -25,15 +20,7 @@ import (
 )
 
 // NewScheme returns a scheme with the built-in types and every Cairn API.
-func NewScheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(gatewayv1alpha1.AddToScheme(s))
-	utilruntime.Must(gitopsv1alpha1.AddToScheme(s))
-	utilruntime.Must(edgev1alpha1.AddToScheme(s))
-	utilruntime.Must(serverlessv1alpha1.AddToScheme(s))
-	return s
-}
+func NewScheme() *runtime.Scheme { return scheme.New() }
 
 type setupper interface {
 	SetupWithManager(ctrl.Manager) error

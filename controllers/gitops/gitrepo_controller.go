@@ -1,19 +1,25 @@
 // Package gitops reconciles GitRepos: it validates them and their
-// credentials and reports the result in status.
+// credentials, then fetches the selected revision, renders its manifests and
+// applies them (pruning, drift detection and health checks included), with
+// the semantics of Flux's kustomize-controller, and reports the result in
+// status.
 package gitops
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	common "github.com/cairn-platform/cairn/api/common/v1alpha1"
 	gitopsv1alpha1 "github.com/cairn-platform/cairn/api/gitops/v1alpha1"
@@ -30,20 +36,35 @@ const (
 	ReasonInvalid        = "Invalid"
 	ReasonSecretNotFound = "SecretNotFound"
 	ReasonSuspended      = "Suspended"
-	ReasonAwaitingSync   = "AwaitingSync"
+	ReasonApplied        = "Applied"
+	ReasonInSync         = "InSync"
+	ReasonFetchFailed    = "FetchFailed"
+	ReasonAuthFailed     = "AuthenticationFailed"
+	ReasonApplyFailed    = "ApplyFailed"
+	ReasonDriftDetected  = "DriftDetected"
+	ReasonHealthy        = "Healthy"
+	ReasonHealthFailed   = "HealthCheckFailed"
 )
 
-// GitRepoReconciler validates GitRepos.
+// GitRepoReconciler validates GitRepos and syncs them to the cluster.
 type GitRepoReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
+	// RestConfig is the identity manifests are applied with when a GitRepo
+	// names no serviceAccountName; SetupWithManager defaults it to the
+	// manager's.
+	RestConfig *rest.Config
+
+	appliers applierCache
 }
 
 // +kubebuilder:rbac:groups=gitops.cairn.dev,resources=gitrepos,verbs=get;list;watch
 // +kubebuilder:rbac:groups=gitops.cairn.dev,resources=gitrepos/status,verbs=get;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=impersonate
 
-// Reconcile checks one GitRepo and records Accepted and Ready.
+// Reconcile checks one GitRepo, syncs it unless it is invalid or suspended,
+// and records Accepted, Ready and Degraded.
 func (r *GitRepoReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var repo gitopsv1alpha1.GitRepo
 	if err := r.Get(ctx, req.NamespacedName, &repo); err != nil {
@@ -57,6 +78,7 @@ func (r *GitRepoReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	var res ctrl.Result
 	switch {
 	case len(problems) > 0:
 		msg := strings.Join(problems, "; ")
@@ -70,12 +92,13 @@ func (r *GitRepoReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		conditions.False(conds, gen, common.ConditionReady, ReasonSuspended, "reconciliation is suspended; the last applied state stays in place")
 	default:
 		conditions.True(conds, gen, common.ConditionAccepted, ReasonAccepted, "the repository spec is valid and its Secrets resolve")
-		if ready := meta.FindStatusCondition(*conds, common.ConditionReady); repo.Status.LastAppliedRevision == "" || ready == nil || ready.Reason == ReasonSuspended {
-			conditions.False(conds, gen, common.ConditionReady, ReasonAwaitingSync, "no revision has been applied yet")
-		}
+		res, err = r.sync(ctx, &repo, base)
 	}
 	repo.Status.ObservedGeneration = gen
-	return ctrl.Result{}, kube.PatchStatus(ctx, r.Client, &repo, base)
+	if perr := kube.PatchStatus(ctx, r.Client, &repo, base); perr != nil {
+		return ctrl.Result{}, errors.Join(err, perr)
+	}
+	return res, err
 }
 
 func (r *GitRepoReconciler) check(ctx context.Context, repo *gitopsv1alpha1.GitRepo) (string, []string, error) {
@@ -144,7 +167,7 @@ func getSecret(ctx context.Context, c client.Client, key types.NamespacedName) (
 }
 
 // SetupWithManager registers the reconciler; a GitRepo is re-checked when one
-// of its Secrets changes.
+// of its Secrets changes, and polled every spec.interval.
 func (r *GitRepoReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &gitopsv1alpha1.GitRepo{}, gitRepoSecretIndex, func(o client.Object) []string {
 		spec := o.(*gitopsv1alpha1.GitRepo).Spec
@@ -159,8 +182,14 @@ func (r *GitRepoReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}); err != nil {
 		return fmt.Errorf("indexing GitRepos by Secret: %w", err)
 	}
+	if r.RestConfig == nil {
+		r.RestConfig = mgr.GetConfig()
+	}
+	// Status writes must not trigger a sync (each would poll the server);
+	// a spec change or any annotation change (kubectl annotate …
+	// reconcile.cairn.dev/requestedAt=…) does.
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&gitopsv1alpha1.GitRepo{}).
+		For(&gitopsv1alpha1.GitRepo{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&corev1.Secret{}, kube.EnqueueReferrers(mgr.GetClient(), &gitopsv1alpha1.GitRepoList{}, gitRepoSecretIndex)).
 		Named("gitrepo").
 		Complete(telemetry.TraceReconciler("GitRepo", r))
