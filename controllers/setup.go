@@ -43,6 +43,12 @@ type Config struct {
 	// OTAURL is the base URL devices reach the OTA server at; empty leaves
 	// Firmware rollouts waiting.
 	OTAURL string
+	// GitCheckoutDir holds each GitRepo's last fetched revision; empty uses
+	// a directory under os.TempDir().
+	GitCheckoutDir string
+	// ImageScanner scans the images of GitRepos with a scanPolicy; nil
+	// leaves them waiting with ScanUnavailable.
+	ImageScanner gitops.ImageScanner
 }
 
 // SetupAll registers the Cairn reconcilers with mgr.
@@ -57,7 +63,7 @@ func SetupAll(mgr ctrl.Manager, cfg Config) error {
 	reconcilers := map[string]setupper{
 		"Gateway":    gw,
 		"AuthPolicy": &gateway.AuthPolicyReconciler{Client: c, Recorder: recorder},
-		"GitRepo":    &gitops.GitRepoReconciler{Client: c, Recorder: recorder},
+		"GitRepo":    &gitops.GitRepoReconciler{Client: c, Recorder: recorder, CheckoutDir: cfg.GitCheckoutDir, Scanner: cfg.ImageScanner},
 		"EdgeDevice": &edge.EdgeDeviceReconciler{Client: c, Recorder: recorder},
 		"Firmware":   &edge.FirmwareReconciler{Client: c, Recorder: recorder, OTAURL: cfg.OTAURL},
 		"Function":   &serverless.FunctionReconciler{Client: c, Recorder: recorder, OCIPollInterval: cfg.OCIPollInterval},

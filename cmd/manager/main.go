@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -26,8 +27,10 @@ import (
 	"github.com/cairn-platform/cairn/controllers/serverless"
 	"github.com/cairn-platform/cairn/dataplane/authz"
 	"github.com/cairn-platform/cairn/dataplane/edgehub"
+	"github.com/cairn-platform/cairn/dataplane/gitops/webhook"
 	"github.com/cairn-platform/cairn/dataplane/ota/kubesource"
 	otaserver "github.com/cairn-platform/cairn/dataplane/ota/server"
+	"github.com/cairn-platform/cairn/dataplane/scan/scanapi"
 	xdsserver "github.com/cairn-platform/cairn/dataplane/xds/server"
 	"github.com/cairn-platform/cairn/dataplane/xds/translate"
 	"github.com/cairn-platform/cairn/internal/grpcserve"
@@ -62,6 +65,10 @@ type options struct {
 	tracingAddr      string
 	tracingPercent   float64
 	otaAddr          string
+	gitWebhookAddr   string
+	gitCheckoutDir   string
+	scannerURL       string
+	scannerTokenFile string
 	otaPublicURL     string
 	otaCacheDir      string
 	otaCacheBytes    int64
@@ -97,6 +104,10 @@ func main() {
 	flag.StringVar(&o.otaPublicURL, "ota-public-url", "", "Base URL devices reach the OTA server at (http://cairn-ota.cairn-system.svc:8090); empty leaves Firmware rollouts waiting.")
 	flag.StringVar(&o.otaCacheDir, "ota-cache-dir", filepath.Join(os.TempDir(), "cairn-ota"), "Directory caching firmware images and the binary deltas built between them.")
 	flag.Int64Var(&o.otaCacheBytes, "ota-cache-max-bytes", 4<<30, "Size above which the least recently used cached images and deltas are removed; 0 keeps everything.")
+	flag.StringVar(&o.gitWebhookAddr, "gitops-webhook-bind-address", ":9292", "Address of the receiver git servers send push webhooks to (POST /hooks/gitrepos/<namespace>/<name>); empty disables it.")
+	flag.StringVar(&o.gitCheckoutDir, "gitops-checkout-dir", filepath.Join(os.TempDir(), "cairn-gitops"), "Directory holding each GitRepo's last fetched revision, re-applied on every resync.")
+	flag.StringVar(&o.scannerURL, "scanner-url", "", "Base URL of the scanner service (cmd/scanner) that GitRepos with a scanPolicy have their images scanned by; empty leaves them waiting (the gate fails closed).")
+	flag.StringVar(&o.scannerTokenFile, "scanner-token-file", "", "File with the bearer token the scanner expects (mount a Secret); empty sends none.")
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
@@ -157,7 +168,27 @@ func run(ctx context.Context, o options) error {
 	if err := mgr.Add(xdsRunnable{xds, o.xdsAddr}); err != nil {
 		return fmt.Errorf("adding xDS server: %w", err)
 	}
-	ctrlCfg := controllers.Config{XDS: xds, Gateway: gatewayOpts, OCIPollInterval: o.ociPollInterval}
+	ctrlCfg := controllers.Config{XDS: xds, Gateway: gatewayOpts, OCIPollInterval: o.ociPollInterval, GitCheckoutDir: o.gitCheckoutDir}
+	if o.scannerURL != "" {
+		sc := &scanapi.Client{BaseURL: o.scannerURL, HTTP: &http.Client{Timeout: 5 * time.Minute}}
+		if o.scannerTokenFile != "" {
+			token, err := os.ReadFile(o.scannerTokenFile)
+			if err != nil {
+				return fmt.Errorf("--scanner-token-file: %w", err)
+			}
+			sc.Token = strings.TrimSpace(string(token))
+		}
+		ctrlCfg.ImageScanner = sc
+	}
+	if o.gitWebhookAddr != "" {
+		receiver, err := webhook.New(webhook.Options{Client: mgr.GetClient(), Log: ctrl.Log.WithName("gitops-webhook"), Registerer: ctrlmetrics.Registry})
+		if err != nil {
+			return fmt.Errorf("creating the GitOps webhook receiver: %w", err)
+		}
+		if err := mgr.Add(httpRunnable{name: "gitops-webhook", addr: o.gitWebhookAddr, handler: receiver.Handler()}); err != nil {
+			return fmt.Errorf("adding the GitOps webhook receiver: %w", err)
+		}
+	}
 	if o.authzBindAddr != "" {
 		authzSrv, err := authz.New(authz.WithLogger(ctrl.Log.WithName("authz")), authz.WithRegisterer(ctrlmetrics.Registry))
 		if err != nil {

@@ -19,10 +19,12 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	common "github.com/cairn-platform/cairn/api/common/v1alpha1"
 	gitopsv1alpha1 "github.com/cairn-platform/cairn/api/gitops/v1alpha1"
+	"github.com/cairn-platform/cairn/dataplane/gitops/apply"
 	"github.com/cairn-platform/cairn/internal/conditions"
 	"github.com/cairn-platform/cairn/internal/kube"
 	"github.com/cairn-platform/cairn/internal/telemetry"
@@ -44,7 +46,19 @@ const (
 	ReasonDriftDetected  = "DriftDetected"
 	ReasonHealthy        = "Healthy"
 	ReasonHealthFailed   = "HealthCheckFailed"
+	ReasonDriftCorrected = "DriftCorrected"
+	ReasonPruneFailed    = "PruneFailed"
+	// ReasonScanBlocked: an image has findings the scanPolicy does not allow.
+	ReasonScanBlocked = "ScanBlocked"
+	// ReasonScanFailed: an image could not be scanned (missing, unreadable).
+	ReasonScanFailed = "ScanFailed"
+	// ReasonScanUnavailable: no scanner, or it failed; retried.
+	ReasonScanUnavailable = "ScanUnavailable"
 )
+
+// Finalizer lets a deleted GitRepo prune what it applied (when spec.prune is
+// set and it is not suspended) before it goes, like Flux's Kustomizations.
+const Finalizer = "gitops.cairn.dev/prune"
 
 // GitRepoReconciler validates GitRepos and syncs them to the cluster.
 type GitRepoReconciler struct {
@@ -55,10 +69,20 @@ type GitRepoReconciler struct {
 	// manager's.
 	RestConfig *rest.Config
 
-	appliers applierCache
+	// Scanner scans the images of GitRepos with a scanPolicy; nil makes
+	// such GitRepos wait (the gate fails closed).
+	Scanner ImageScanner
+
+	// CheckoutDir holds the last fetched revision of each GitRepo; empty
+	// uses a directory under os.TempDir().
+	CheckoutDir string
+
+	appliers  applierCache
+	checkouts checkoutCache
 }
 
-// +kubebuilder:rbac:groups=gitops.cairn.dev,resources=gitrepos,verbs=get;list;watch
+// +kubebuilder:rbac:groups=gitops.cairn.dev,resources=gitrepos,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=gitops.cairn.dev,resources=gitrepos/finalizers,verbs=update
 // +kubebuilder:rbac:groups=gitops.cairn.dev,resources=gitrepos/status,verbs=get;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=impersonate
@@ -69,6 +93,16 @@ func (r *GitRepoReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	var repo gitopsv1alpha1.GitRepo
 	if err := r.Get(ctx, req.NamespacedName, &repo); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !repo.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.finalize(ctx, &repo)
+	}
+	if !controllerutil.ContainsFinalizer(&repo, Finalizer) {
+		patch := client.MergeFrom(repo.DeepCopy())
+		controllerutil.AddFinalizer(&repo, Finalizer)
+		if err := r.Patch(ctx, &repo, patch); err != nil {
+			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
+		}
 	}
 	base := repo.DeepCopy()
 	gen := repo.Generation
@@ -95,10 +129,49 @@ func (r *GitRepoReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		res, err = r.sync(ctx, &repo, base)
 	}
 	repo.Status.ObservedGeneration = gen
+	if v, ok := repo.Annotations[gitopsv1alpha1.ReconcileRequestAnnotation]; ok {
+		repo.Status.LastHandledReconcileAt = v
+	}
 	if perr := kube.PatchStatus(ctx, r.Client, &repo, base); perr != nil {
 		return ctrl.Result{}, errors.Join(err, perr)
 	}
 	return res, err
+}
+
+// finalize prunes what the GitRepo applied, unless pruning is off or the
+// GitRepo is suspended (a suspended GitRepo changes nothing, not even on
+// its way out), then releases the object. Objects that fail to delete keep
+// the finalizer, and the failure is reported as an Event.
+func (r *GitRepoReconciler) finalize(ctx context.Context, repo *gitopsv1alpha1.GitRepo) error {
+	if !controllerutil.ContainsFinalizer(repo, Finalizer) {
+		return nil
+	}
+	if repo.Spec.Prune && !repo.Spec.Suspend && len(repo.Status.Inventory) > 0 {
+		inv, err := apply.FromInventory(repo.Status.Inventory)
+		if err != nil {
+			return fmt.Errorf("status.inventory: %w", err)
+		}
+		applier, err := r.appliers.get(r.RestConfig, impersonatedUser(repo))
+		if err != nil {
+			return err
+		}
+		deleted, kept, err := applier.DeleteAll(ctx, inv)
+		if err != nil {
+			msg := fmt.Sprintf("deleting the GitRepo: %d object(s) could not be pruned (%v); the GitRepo waits until they can", len(kept), err)
+			kube.Warn(r.Recorder, repo, ReasonPruneFailed, "Prune", msg)
+			return errors.New(msg)
+		}
+		if len(deleted) > 0 {
+			r.Recorder.Eventf(repo, nil, corev1.EventTypeNormal, "Pruned", "Prune", "deleting the GitRepo: pruned %d object(s)", len(deleted))
+		}
+	}
+	r.checkouts.drop(repo.UID)
+	patch := client.MergeFrom(repo.DeepCopy())
+	controllerutil.RemoveFinalizer(repo, Finalizer)
+	if err := r.Patch(ctx, repo, patch); err != nil {
+		return client.IgnoreNotFound(fmt.Errorf("removing finalizer: %w", err))
+	}
+	return nil
 }
 
 func (r *GitRepoReconciler) check(ctx context.Context, repo *gitopsv1alpha1.GitRepo) (string, []string, error) {
@@ -106,6 +179,9 @@ func (r *GitRepoReconciler) check(ctx context.Context, repo *gitopsv1alpha1.GitR
 		if _, err := semver.NewConstraint(*ref.SemVer); err != nil {
 			return ReasonInvalid, []string{fmt.Sprintf("ref.semver %q is not a semver range: %v", *ref.SemVer, err)}, nil
 		}
+	}
+	if sp := repo.Spec.ScanPolicy; sp != nil && sp.VEX != nil {
+		return ReasonInvalid, []string{"scanPolicy.vex is not supported yet; list accepted findings in scanPolicy.ignore"}, nil
 	}
 	var problems []string
 	if ref := repo.Spec.SecretRef; ref != nil {
@@ -185,6 +261,7 @@ func (r *GitRepoReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.RestConfig == nil {
 		r.RestConfig = mgr.GetConfig()
 	}
+	r.checkouts.root = r.CheckoutDir
 	// Status writes must not trigger a sync (each would poll the server);
 	// a spec change or any annotation change (kubectl annotate …
 	// reconcile.cairn.dev/requestedAt=…) does.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -62,25 +61,39 @@ func (r *GitRepoReconciler) sync(ctx context.Context, repo, base *gitopsv1alpha1
 		r.fetchFailed(repo, base, err)
 		return retry, nil
 	}
-	if upToDate(base, commit) {
-		// Nothing new in git and this spec is applied: only look at health.
-		return r.checkHealth(ctx, repo, base, applier, interval, retry)
-	}
-
-	dir, err := os.MkdirTemp("", "gitrepo-")
-	if err != nil {
-		return ctrl.Result{}, fmt.Errorf("creating checkout directory: %w", err)
-	}
-	defer func() { _ = os.RemoveAll(dir) }()
-	req.Dir = dir
-	art, err := source.Fetch(ctx, req)
-	if err != nil {
-		r.fetchFailed(repo, base, err)
-		return retry, nil
+	// The same commit is re-applied from the cached checkout on every
+	// resync: that is what corrects (or, in detect mode, reports) drift
+	// when git has not changed.
+	art, ok := r.checkouts.get(repo.UID, repo.Generation, commit)
+	if !ok {
+		if art, err = r.checkouts.fetch(ctx, repo.UID, repo.Generation, req); err != nil {
+			r.fetchFailed(repo, base, err)
+			return retry, nil
+		}
 	}
 	repo.Status.LastAttemptedRevision = art.Revision
 
-	result, err := r.apply(ctx, repo, applier, art)
+	objs, err := render(art.Dir, repo.Spec.Path)
+	if err != nil {
+		r.applyFailed(repo, base, art.Revision, err)
+		return retry, nil
+	}
+	if sp := repo.Spec.ScanPolicy; sp != nil {
+		gate, err := r.scanGate(ctx, sp, objs)
+		repo.Status.ImageScans = gate.scans
+		if err != nil {
+			r.failed(repo, base, scanProblemReason(err), "Scan", fmt.Sprintf("revision %s: %v", art.Revision, err))
+			return retry, nil
+		}
+		if len(gate.blocked) > 0 {
+			r.failed(repo, base, ReasonScanBlocked, "Scan", fmt.Sprintf("revision %s: blocked by scanPolicy, nothing was applied: %s", art.Revision, strings.Join(gate.blocked, "; ")))
+			return retry, nil
+		}
+	} else {
+		repo.Status.ImageScans = nil
+	}
+
+	result, err := r.apply(ctx, repo, applier, objs)
 	if err != nil {
 		r.applyFailed(repo, base, art.Revision, err)
 		return retry, nil
@@ -118,14 +131,10 @@ func (r *GitRepoReconciler) request(ctx context.Context, repo *gitopsv1alpha1.Gi
 	return req, nil
 }
 
-// apply renders the checkout's spec.path and applies it. Inventory of a
+// apply applies the rendered objects. Inventory of a
 // failed apply is kept in status when the applier reports some, so what may
 // have been created stays tracked for pruning.
-func (r *GitRepoReconciler) apply(ctx context.Context, repo *gitopsv1alpha1.GitRepo, applier *apply.Applier, art source.Artifact) (apply.Result, error) {
-	objs, err := render(art.Dir, repo.Spec.Path)
-	if err != nil {
-		return apply.Result{}, err
-	}
+func (r *GitRepoReconciler) apply(ctx context.Context, repo *gitopsv1alpha1.GitRepo, applier *apply.Applier, objs []*unstructured.Unstructured) (apply.Result, error) {
 	previous, err := apply.FromInventory(repo.Status.Inventory)
 	if err != nil {
 		return apply.Result{}, fmt.Errorf("status.inventory: %w", err)
@@ -175,16 +184,6 @@ func render(dir, path string) ([]*unstructured.Unstructured, error) {
 	return objs, nil
 }
 
-// upToDate reports whether commit is what was applied last for the current
-// generation, so the poll need not fetch.
-func upToDate(base *gitopsv1alpha1.GitRepo, commit string) bool {
-	rev := base.Status.LastAppliedRevision
-	i := strings.LastIndex(rev, ":")
-	return i >= 0 && strings.EqualFold(rev[i+1:], commit) &&
-		base.Status.ObservedGeneration == base.Generation &&
-		conditions.IsTrue(base.Status.Conditions, common.ConditionReady)
-}
-
 func (r *GitRepoReconciler) fetchFailed(repo, base *gitopsv1alpha1.GitRepo, err error) {
 	reason := ReasonFetchFailed
 	if errors.Is(err, source.ErrAuthentication) || errors.Is(err, source.ErrHostKey) {
@@ -231,6 +230,11 @@ func (r *GitRepoReconciler) failed(repo, base *gitopsv1alpha1.GitRepo, reason, a
 func (r *GitRepoReconciler) applied(repo, base *gitopsv1alpha1.GitRepo, revision string, res apply.Result) {
 	repo.Status.LastAppliedRevision = revision
 	repo.Status.Inventory = apply.ToInventory(res.Inventory)
+	sameRevision := base.Status.LastAppliedRevision == revision && base.Status.ObservedGeneration == repo.Generation
+	readyBefore := conditions.IsTrue(base.Status.Conditions, common.ConditionReady)
+	if sameRevision && readyBefore && len(res.Applied) == 0 && len(res.Pruned) == 0 {
+		return // a no-op resync: keep the message of the apply that did the work
+	}
 	reason := ReasonApplied
 	msg := fmt.Sprintf("applied revision %s: %d objects, %d changed, %d pruned", revision, len(res.Inventory), len(res.Applied), len(res.Pruned))
 	if strings.EqualFold(string(repo.Spec.DriftMode), string(gitopsv1alpha1.DriftModeDetect)) {
@@ -238,8 +242,13 @@ func (r *GitRepoReconciler) applied(repo, base *gitopsv1alpha1.GitRepo, revision
 		msg = fmt.Sprintf("revision %s matches the cluster: %d objects (driftMode Detect)", revision, len(res.Unchanged))
 	}
 	conditions.True(&repo.Status.Conditions, repo.Generation, common.ConditionReady, reason, msg)
-	if base.Status.LastAppliedRevision != revision {
+	switch {
+	case !sameRevision:
 		r.Recorder.Eventf(repo, nil, corev1.EventTypeNormal, reason, "Apply", "%s", msg)
+	case len(res.Applied) > 0 && readyBefore:
+		// Git did not change, so these objects were changed in the cluster.
+		r.Recorder.Eventf(repo, nil, corev1.EventTypeNormal, ReasonDriftCorrected, "Apply",
+			"revision %s: corrected %d object(s) changed in the cluster: %s", revision, len(res.Applied), list(res.Applied))
 	}
 }
 

@@ -7,9 +7,10 @@ import (
 	"testing"
 	"time"
 
-	common "github.com/cairn-platform/cairn/api/common/v1alpha1"
+	"k8s.io/apimachinery/pkg/types"
+
 	gitopsv1alpha1 "github.com/cairn-platform/cairn/api/gitops/v1alpha1"
-	"github.com/cairn-platform/cairn/internal/conditions"
+	"github.com/cairn-platform/cairn/dataplane/gitops/source"
 )
 
 func TestIsSSH(t *testing.T) {
@@ -61,27 +62,32 @@ func TestRenderRefusesPathsLeavingTheCheckout(t *testing.T) {
 	}
 }
 
-func TestUpToDate(t *testing.T) {
+func TestCheckoutCache(t *testing.T) {
 	const commit = "0123456789abcdef0123456789abcdef01234567"
-	repo := &gitopsv1alpha1.GitRepo{}
-	repo.Generation = 2
-	repo.Status.ObservedGeneration = 2
-	repo.Status.LastAppliedRevision = "main@sha1:" + commit
-	conditions.True(&repo.Status.Conditions, 2, common.ConditionReady, ReasonApplied, "")
-	if !upToDate(repo, commit) {
-		t.Error("applied commit of the current generation should be up to date")
+	c := checkoutCache{root: t.TempDir()}
+	dir := filepath.Join(c.root, "uid-1", "rev-1")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
 	}
-	if upToDate(repo, strings.Replace(commit, "0", "f", 1)) {
-		t.Error("a new commit is not up to date")
+	c.entries = map[types.UID]checkout{"uid-1": {generation: 2, artifact: source.Artifact{Commit: commit, Dir: dir}}}
+	if _, ok := c.get("uid-1", 2, commit); !ok {
+		t.Error("the cached commit of the same generation is not found")
 	}
-	repo.Generation = 3
-	if upToDate(repo, commit) {
-		t.Error("a new generation is not up to date")
+	if _, ok := c.get("uid-1", 2, strings.Replace(commit, "0", "f", 1)); ok {
+		t.Error("another commit hits the cache")
 	}
-	repo.Generation = 2
-	conditions.False(&repo.Status.Conditions, 2, common.ConditionReady, ReasonApplyFailed, "")
-	if upToDate(repo, commit) {
-		t.Error("a failed sync is not up to date")
+	if _, ok := c.get("uid-1", 3, commit); ok {
+		t.Error("a new generation (maybe another ref or path) hits the cache")
+	}
+	if _, ok := c.get("uid-2", 2, commit); ok {
+		t.Error("another GitRepo hits the cache")
+	}
+	c.drop("uid-1")
+	if _, err := os.Stat(filepath.Join(c.root, "uid-1")); !os.IsNotExist(err) {
+		t.Errorf("drop left the checkout on disk: %v", err)
+	}
+	if _, ok := c.get("uid-1", 2, commit); ok {
+		t.Error("a dropped checkout is still found")
 	}
 }
 

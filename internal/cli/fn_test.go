@@ -24,26 +24,32 @@ var functions = schema.GroupVersionResource{Group: "serverless.cairn.dev", Versi
 // installFunctionCRD installs the real Function CRD for the test only: it
 // is in category cairn, which other tests list.
 func (c *testCluster) installFunctionCRD(t *testing.T) {
+	c.installCRD(t, "serverless.cairn.dev_functions.yaml", "functions.serverless.cairn.dev")
+}
+
+// installCRD installs config/crd/bases/file for the test only and waits
+// for its deletion afterwards (deletion finishes asynchronously, and the
+// next test may install it again).
+func (c *testCluster) installCRD(t *testing.T, file, name string) {
 	t.Helper()
 	crds, err := envtest.InstallCRDs(c.config, envtest.CRDInstallOptions{
-		Paths: []string{filepath.Join("..", "..", "config", "crd", "bases", "serverless.cairn.dev_functions.yaml")},
+		Paths: []string{filepath.Join("..", "..", "config", "crd", "bases", file)},
 	})
 	if err != nil {
-		t.Fatalf("installing the Function CRD: %v", err)
+		t.Fatalf("installing CRD %s: %v", name, err)
 	}
 	t.Cleanup(func() {
 		if err := envtest.UninstallCRDs(c.config, envtest.CRDInstallOptions{CRDs: crds}); err != nil {
-			t.Errorf("uninstalling the Function CRD: %v", err)
+			t.Errorf("uninstalling CRD %s: %v", name, err)
 		}
-		// Deletion finishes asynchronously; the next test reinstalls it.
 		crd := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			_, err := c.dynamic.Resource(crd).Get(context.Background(), "functions.serverless.cairn.dev", metav1.GetOptions{})
+			_, err := c.dynamic.Resource(crd).Get(context.Background(), name, metav1.GetOptions{})
 			if apierrors.IsNotFound(err) {
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Errorf("Function CRD still there 30s after its deletion: %v", err)
+				t.Errorf("CRD %s still there 30s after its deletion: %v", name, err)
 				return
 			}
 		}

@@ -40,14 +40,18 @@ func NewRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		newFirmwareCommand(f, streams),
 		newFnCommand(f, streams),
 		newGetCommand(f, streams),
+		newGitRepoCommand(f, streams),
 		newVersionCommand(f, streams),
 	)
 	return cmd
 }
 
-// Run executes the cairn command line with args and returns the process exit code.
-func Run(ctx context.Context, args []string, streams genericiooptions.IOStreams) int {
+// Run executes the cairn command line with args and returns the process exit
+// code. extra commands join the tree: cmd/cairn adds those whose libraries
+// must stay out of this package (scancmd's syft and grype).
+func Run(ctx context.Context, args []string, streams genericiooptions.IOStreams, extra ...*cobra.Command) int {
 	cmd := NewRootCommand(streams)
+	cmd.AddCommand(extra...)
 	cmd.SetArgs(args)
 	if err := cmd.ExecuteContext(ctx); err != nil {
 		printError(streams.ErrOut, err)

@@ -31,7 +31,7 @@ type gitFixture struct {
 	url string
 }
 
-func newGitFixture(t *testing.T) *gitFixture {
+func newGitFixture(t testing.TB) *gitFixture {
 	t.Helper()
 	if _, err := os.Stat(gitBin); err != nil {
 		t.Skipf("system git not available at %s: %v", gitBin, err)
@@ -52,7 +52,7 @@ func gitEnv(home string) []string {
 	}
 }
 
-func (f *gitFixture) git(t *testing.T, dir string, args ...string) string {
+func (f *gitFixture) git(t testing.TB, dir string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(gitBin, args...)
 	cmd.Dir = dir
@@ -69,7 +69,7 @@ func (f *gitFixture) git(t *testing.T, dir string, args ...string) string {
 }
 
 // commit writes files (an empty content removes the file) and commits them.
-func (f *gitFixture) commit(t *testing.T, msg string, files map[string]string) string {
+func (f *gitFixture) commit(t testing.TB, msg string, files map[string]string) string {
 	t.Helper()
 	for name, content := range files {
 		p := filepath.Join(f.dir, name)
@@ -91,7 +91,7 @@ func (f *gitFixture) commit(t *testing.T, msg string, files map[string]string) s
 
 // serveGit runs git daemon for root on a free loopback port and returns the
 // base URL; it retries when another process takes the port first.
-func serveGit(t *testing.T, root string) string {
+func serveGit(t testing.TB, root string) string {
 	t.Helper()
 	var lastErr error
 	for range 3 {
@@ -241,6 +241,22 @@ spec: {url: %q, ref: {branch: main}, path: deploy, interval: 1m, prune: true}`, 
 		}
 	})
 
+	t.Run("drift is corrected on resync without a new commit", func(t *testing.T) {
+		cm, _ := getConfigMap(t, ns, "a")
+		cm.Data["value"] = "edited"
+		if err := env.Client.Update(context.Background(), cm); err != nil {
+			t.Fatal(err)
+		}
+		poke(t, key)
+		eventually(t, 30*time.Second, func(context.Context) error {
+			if cm, _ := getConfigMap(t, ns, "a"); cm == nil || cm.Data["value"] != "2" {
+				return fmt.Errorf("ConfigMap a = %+v, want value 2 restored from git", cm)
+			}
+			return nil
+		})
+		requireEvents(t, &gitopsv1alpha1.GitRepo{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gr"}}, "DriftCorrected")
+	})
+
 	t.Run("bad manifest applies nothing", func(t *testing.T) {
 		before := &gitopsv1alpha1.GitRepo{}
 		if err := env.Client.Get(context.Background(), key, before); err != nil {
@@ -284,6 +300,22 @@ spec: {url: %q, ref: {branch: main}, path: deploy, interval: 1m, prune: true}`, 
 		if cm, _ := getConfigMap(t, ns, "a"); cm == nil || cm.Data["value"] != "edited" {
 			t.Errorf("ConfigMap a = %+v, want the edit kept in detect mode", cm)
 		}
+	})
+
+	t.Run("deleting the GitRepo prunes what it applied", func(t *testing.T) {
+		repo := &gitopsv1alpha1.GitRepo{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gr"}}
+		if err := env.Client.Delete(context.Background(), repo); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 30*time.Second, func(ctx context.Context) error {
+			if err := env.Client.Get(ctx, key, repo); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("GitRepo still there (finalizers %v): %w", repo.Finalizers, err)
+			}
+			if _, ok := getConfigMap(t, ns, "a"); ok {
+				return errors.New("ConfigMap a was not pruned")
+			}
+			return nil
+		})
 	})
 }
 

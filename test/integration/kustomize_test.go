@@ -57,7 +57,7 @@ func TestDefaultKustomizationAppliesServerSideDryRun(t *testing.T) {
 			t.Errorf("%s %s/%s: %v", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
 		}
 	}
-	want := map[string]int{"CustomResourceDefinition": 6, "Deployment": 2, "ServiceAccount": 2, "Namespace": 1, "Service": 5}
+	want := map[string]int{"CustomResourceDefinition": 6, "Deployment": 3, "ServiceAccount": 3, "Namespace": 1, "Service": 7}
 	for kind, n := range want {
 		if kinds[kind] != n {
 			t.Errorf("config/default renders %d %s, want %d (all: %v)", kinds[kind], kind, n, kinds)

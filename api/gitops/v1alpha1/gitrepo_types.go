@@ -190,6 +190,12 @@ type GitRepoStatus struct {
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
+	// LastHandledReconcileAt is the value of the reconcile.cairn.dev/requestedAt
+	// annotation the controller last handled, so a client that set it can
+	// wait for its sync to finish (as with Flux's lastHandledReconcileAt).
+	// +optional
+	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
+
 	// LastAppliedRevision is "<ref>@sha1:<commit>" of the last applied revision.
 	// +optional
 	LastAppliedRevision string `json:"lastAppliedRevision,omitempty"`
@@ -201,6 +207,41 @@ type GitRepoStatus struct {
 	// Inventory of the applied objects, used for pruning.
 	// +optional
 	Inventory []InventoryEntry `json:"inventory,omitempty"`
+
+	// ImageScans is the scan gate's result for the last attempted revision:
+	// one entry per image its workloads reference. Empty without a
+	// scanPolicy.
+	// +optional
+	// +listType=map
+	// +listMapKey=image
+	ImageScans []ImageScan `json:"imageScans,omitempty"`
+}
+
+// ImageScan is the vulnerability scan of one image.
+type ImageScan struct {
+	// Image as the manifests reference it.
+	Image string `json:"image"`
+
+	// Digest of the manifest that was scanned.
+	// +optional
+	Digest string `json:"digest,omitempty"`
+
+	// Findings counts the findings by severity.
+	// +optional
+	Findings map[string]int `json:"findings,omitempty"`
+
+	// Blocking lists the findings that meet failOn and are not ignored, as
+	// "ID (Severity) in package version" (at most 20).
+	// +optional
+	Blocking []string `json:"blocking,omitempty"`
+
+	// Ignored lists the IDs of findings the ignore list accepted.
+	// +optional
+	Ignored []string `json:"ignored,omitempty"`
+
+	// DBBuilt is when the vulnerability database used was built.
+	// +optional
+	DBBuilt *metav1.Time `json:"dbBuilt,omitempty"`
 }
 
 // GitRepo pulls manifests from a git repository and keeps the cluster in
@@ -229,3 +270,11 @@ type GitRepoList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []GitRepo `json:"items"`
 }
+
+// ReconcileRequestAnnotation set to a new value (a timestamp) asks for a
+// sync now; the webhook receiver and `kubectl annotate` use it, like Flux's
+// reconcile.fluxcd.io/requestedAt.
+const ReconcileRequestAnnotation = "reconcile.cairn.dev/requestedAt"
+
+// WebhookTokenKey is the key of the webhook Secret holding the shared token.
+const WebhookTokenKey = "token"

@@ -11,6 +11,7 @@ package apply
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"reflect"
@@ -28,8 +29,10 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/util/flowcontrol"
 )
 
 const (
@@ -71,6 +74,11 @@ type Options struct {
 	DryRun bool
 	// Force takes ownership of fields other field managers own.
 	Force bool
+	// Concurrency bounds the requests one Apply has in flight at a time;
+	// DefaultConcurrency when zero or negative. Objects are still applied
+	// rank by rank (CRDs, Namespaces, cluster-scoped, namespaced), in
+	// parallel within a rank.
+	Concurrency int
 }
 
 // Result of an Apply.
@@ -152,30 +160,77 @@ func (e *ValidationError) Unwrap() []error {
 // Applier applies object sets to one cluster with one identity. To apply as
 // another identity (GitRepo serviceAccountName), build one from a rest.Config
 // with Impersonate set.
+//
+// An Applier is safe for concurrent use. It remembers what it applied (see
+// memo) so that re-applying an unchanged set costs a few requests, not
+// several per object; share one Applier between the sources applied with
+// one identity.
 type Applier struct {
 	client dynamic.Interface
+	meta   metadata.Interface
 	mapper *restmapper.DeferredDiscoveryRESTMapper
+	memo   memo
 
 	// EstablishTimeout bounds the wait for CRDs of the set to be established
 	// before their custom resources are applied. Default 30s.
 	EstablishTimeout time.Duration
+	// MemoLimit bounds how many applied objects the Applier remembers to
+	// skip unchanged ones on the next Apply; DefaultMemoLimit when zero,
+	// nothing remembered when negative.
+	MemoLimit int
 }
 
 // New returns an Applier for the cluster of cfg.
+//
+// Its clients share one HTTP client and one rate limiter (from cfg.QPS and
+// cfg.Burst unless cfg.RateLimiter is set), so the Applier as a whole keeps
+// to cfg's request rate however its requests are spread over clients.
 func New(cfg *rest.Config) (*Applier, error) {
-	client, err := dynamic.NewForConfig(cfg)
+	cfg = withSharedRateLimiter(cfg)
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating HTTP client: %w", err)
+	}
+	client, err := dynamic.NewForConfigAndClient(cfg, hc)
 	if err != nil {
 		return nil, fmt.Errorf("creating dynamic client: %w", err)
 	}
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	mc, err := metadata.NewForConfigAndClient(cfg, hc)
+	if err != nil {
+		return nil, fmt.Errorf("creating metadata client: %w", err)
+	}
+	dc, err := discovery.NewDiscoveryClientForConfigAndClient(cfg, hc)
 	if err != nil {
 		return nil, fmt.Errorf("creating discovery client: %w", err)
 	}
 	return &Applier{
 		client:           client,
+		meta:             mc,
 		mapper:           restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc)),
 		EstablishTimeout: 30 * time.Second,
 	}, nil
+}
+
+// withSharedRateLimiter returns a copy of cfg with a rate limiter built
+// from its QPS and Burst (client-go's defaults when zero), so that clients
+// built from the copy share it instead of getting one each. A negative QPS
+// means no client-side limit.
+func withSharedRateLimiter(cfg *rest.Config) *rest.Config {
+	cfg = rest.CopyConfig(cfg)
+	if cfg.RateLimiter != nil {
+		return cfg
+	}
+	qps, burst := cfg.QPS, cfg.Burst
+	if qps == 0 {
+		qps = rest.DefaultQPS
+	}
+	if burst == 0 {
+		burst = rest.DefaultBurst
+	}
+	if qps > 0 {
+		cfg.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(qps, burst)
+	}
+	return cfg
 }
 
 // item is one object being applied.
@@ -183,15 +238,29 @@ type item struct {
 	index   int // from 1
 	obj     *unstructured.Unstructured
 	id      Object
+	data    []byte // obj as sent to the server
+	hash    [sha256.Size]byte
+	memoKey memoKey
 	mapping *meta.RESTMapping // nil until its CRD (in the set) is established
 	rank    int
-	live    *unstructured.Unstructured // nil when absent
+	// live is the object in the cluster: nil when absent, and when memoHit.
+	live *unstructured.Unstructured
+	// memoHit: the live object is what this Applier last applied from the
+	// same content (see memo), so it is neither read nor dry-run.
+	memoHit bool
 	// deferred items can only be validated once the Namespaces and CRDs of
 	// the set exist.
 	deferred bool
 	dryRun   *unstructured.Unstructured
-	applied  bool
+	// unchanged: applying would not change the object (memoHit, or the dry
+	// run equals the live object), so it is not applied.
+	unchanged bool
+	applied   bool
+	readErr   error
 }
+
+// exists reports whether the object is in the cluster.
+func (it *item) exists() bool { return it.live != nil || it.memoHit }
 
 // crdInfo is what the set's CRDs define.
 type crdInfo struct {
@@ -211,6 +280,14 @@ type crdInfo struct {
 // Namespace or CRD exists, so when there are any, the set's Namespaces and
 // CRDs are applied first, then those objects are dry-run, and if that fails
 // the Namespaces and CRDs this call created are deleted again.
+//
+// Large sets are cheap: live state is read with one metadata-only LIST per
+// resource and namespace where the set has several objects; reads, dry runs
+// and applies run Options.Concurrency at a time (applies rank by rank); an
+// object whose dry run equals the live object is not written; and objects
+// this Applier applied before that changed neither in the source nor in the
+// cluster are not even read or dry-run (see memo), so re-applying an
+// unchanged set costs a few requests whatever its size.
 func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, previous []Object, opts Options) (Result, error) {
 	if opts.FieldManager == "" {
 		opts.FieldManager = DefaultFieldManager
@@ -237,67 +314,33 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 		}
 		return compareObjects(x.id, y.id)
 	})
+	// Whatever happens, keep what was learned about the server.
+	defer a.remember(items, previous, opts.FieldManager)
 
 	// Read the live state, and find what can only be validated later.
-	newNamespaces := map[string]bool{}
-	for _, it := range items {
-		if it.mapping == nil {
-			it.deferred = true
-			continue
-		}
-		live, err := a.get(ctx, it.mapping, it.id)
-		if err != nil {
-			return Result{}, fmt.Errorf("reading %s: %w", it.id, err)
-		}
-		it.live = live
-		if it.rank == rankNamespace && live == nil {
-			newNamespaces[it.id.Name] = true
-		}
+	if err := a.observe(ctx, items, opts); err != nil {
+		return Result{}, err
 	}
-	for _, it := range items {
-		if it.id.Namespace != "" && newNamespaces[it.id.Namespace] {
-			it.deferred = true
-		}
-	}
+	markDeferred(items)
 
 	// Detect mode compares what the source would make of each object with
 	// what is there, whoever owns the fields now: force the dry run.
 	dryRunForce := opts.Force || detect
-	if failures := a.dryRunAll(ctx, items, opts.FieldManager, dryRunForce, false); len(failures) > 0 {
+	if failures := a.dryRunAll(ctx, items, opts, dryRunForce, false); len(failures) > 0 {
 		return Result{}, &ValidationError{Failures: failures}
 	}
+	for _, it := range items {
+		it.unchanged = it.memoHit || (it.live != nil && it.dryRun != nil && unchangedByApply(it.live, it.dryRun))
+	}
 
-	var res Result
 	if detect {
-		for _, it := range items {
-			if it.deferred || it.live == nil || !sameObject(it.dryRun, it.live) {
-				res.Drifted = append(res.Drifted, it.id)
-			} else {
-				res.Unchanged = append(res.Unchanged, it.id)
-			}
-		}
+		var res Result
+		res.Unchanged, res.Drifted = splitUnchanged(items)
 		res.Inventory = slices.Clone(previous)
 		return res, nil
 	}
-
 	if opts.DryRun {
-		// Deferred objects could not be checked without creating their
-		// Namespace or CRD; report them as they would be: created.
-		for _, it := range items {
-			if it.deferred || it.live == nil || !sameObject(it.dryRun, it.live) {
-				res.Applied = append(res.Applied, it.id)
-			} else {
-				res.Unchanged = append(res.Unchanged, it.id)
-			}
-			res.Inventory = append(res.Inventory, it.id)
-		}
-		if opts.Prune {
-			pruned, kept, err := a.prune(ctx, items, previous, true)
-			res.Pruned = pruned
-			res.Inventory = append(res.Inventory, kept...)
-			return res, err
-		}
-		return res, nil
+		return a.dryRunResult(ctx, items, previous, opts)
 	}
 
 	if slices.ContainsFunc(items, func(it *item) bool { return it.deferred }) {
@@ -306,31 +349,18 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 		}
 	}
 
-	// Apply for real, in order.
-	var errs []error
-	for i, it := range items {
-		if !it.applied {
-			if err := a.applyOne(ctx, it, opts); err != nil {
-				errs = append(errs, fmt.Errorf("applying %s: %w", it.id, err))
-				continue
-			}
-		}
-		// Custom resources need their CRDs established before they are applied.
-		if it.rank == rankCRD && (i+1 == len(items) || items[i+1].rank != rankCRD) {
-			if err := a.waitEstablished(ctx, items); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
+	errs := a.applyInOrder(ctx, items, opts)
+	var res Result
 	for _, it := range items {
-		if !it.applied {
+		if !it.applied && !it.unchanged {
 			continue
 		}
 		res.Inventory = append(res.Inventory, it.id)
-		// Unchanged: the server did not write, or wrote only what it
-		// maintains itself (an object first created by an apply that sets
-		// no fields but the name gets its managedFields on the next apply).
-		if it.live != nil && (it.live.GetResourceVersion() == it.dryRun.GetResourceVersion() || sameObject(it.live, it.dryRun)) {
+		// Unchanged: not applied because nothing would change, or the server
+		// did not write, or wrote only what it maintains itself (an object
+		// first created by an apply that sets no fields but the name gets
+		// its managedFields on the next apply).
+		if it.unchanged || (it.live != nil && (it.live.GetResourceVersion() == it.dryRun.GetResourceVersion() || sameObject(it.live, it.dryRun))) {
 			res.Unchanged = append(res.Unchanged, it.id)
 		} else {
 			res.Applied = append(res.Applied, it.id)
@@ -342,7 +372,7 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 		return res, errors.Join(errs...)
 	}
 	if opts.Prune {
-		pruned, kept, err := a.prune(ctx, items, previous, false)
+		pruned, kept, err := a.pruneWith(ctx, items, previous, false, opts)
 		res.Pruned = pruned
 		res.Inventory = append(res.Inventory, kept...)
 		if err != nil {
@@ -350,6 +380,117 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 		}
 	}
 	return res, nil
+}
+
+// markDeferred marks the items that can only be dry-run once the set's
+// Namespaces and CRDs exist: those whose kind is not known yet, and those in
+// a Namespace the set creates.
+func markDeferred(items []*item) {
+	newNamespaces := map[string]bool{}
+	for _, it := range items {
+		if it.mapping == nil {
+			it.deferred = true
+			continue
+		}
+		if it.rank == rankNamespace && !it.exists() {
+			newNamespaces[it.id.Name] = true
+		}
+	}
+	for _, it := range items {
+		if it.id.Namespace != "" && newNamespaces[it.id.Namespace] {
+			it.deferred = true
+			it.memoHit = false // cannot be: its Namespace is not there
+		}
+	}
+}
+
+// splitUnchanged sorts items into those that already match the source and
+// those that would change. Deferred objects could not be checked without
+// creating their Namespace or CRD, and missing ones would be created: both
+// would change. The dry run ignores who owns a field (sameObject), as
+// ownership alone is no drift.
+func splitUnchanged(items []*item) (unchanged, changed []Object) {
+	for _, it := range items {
+		if it.unchanged || (!it.deferred && it.live != nil && sameObject(it.dryRun, it.live)) {
+			unchanged = append(unchanged, it.id)
+		} else {
+			changed = append(changed, it.id)
+		}
+	}
+	return unchanged, changed
+}
+
+// dryRunResult reports what a real Apply would do, changing nothing.
+func (a *Applier) dryRunResult(ctx context.Context, items []*item, previous []Object, opts Options) (Result, error) {
+	var res Result
+	res.Unchanged, res.Applied = splitUnchanged(items)
+	for _, it := range items {
+		res.Inventory = append(res.Inventory, it.id)
+	}
+	if !opts.Prune {
+		return res, nil
+	}
+	pruned, kept, err := a.pruneWith(ctx, items, previous, true, opts)
+	res.Pruned = pruned
+	res.Inventory = append(res.Inventory, kept...)
+	return res, err
+}
+
+// applyInOrder applies the items that are not applied yet and would change,
+// rank by rank and in parallel within a rank, and waits for the CRDs to be
+// established before anything that may be a custom resource. It returns the
+// failures in item order; a failure does not stop the other objects.
+func (a *Applier) applyInOrder(ctx context.Context, items []*item, opts Options) []error {
+	var errs []error
+	for _, rank := range rankRuns(items) {
+		failures := a.applyAll(ctx, rank, opts)
+		for _, f := range failures {
+			errs = append(errs, fmt.Errorf("applying %s: %w", f.Object, f.Err))
+		}
+		if rank[0].rank == rankCRD {
+			if err := a.waitEstablished(ctx, items, concurrency(opts)); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errs
+}
+
+// applyAll applies, in parallel, the items that are not applied yet and
+// would change, and returns the failures in item order.
+func (a *Applier) applyAll(ctx context.Context, items []*item, opts Options) []ObjectError {
+	errs := make([]error, len(items))
+	forEach(len(items), concurrency(opts), func(i int) {
+		if it := items[i]; !it.applied && !it.unchanged {
+			errs[i] = a.applyOne(ctx, it, opts)
+		}
+	})
+	return objectErrors(items, errs)
+}
+
+// rankRuns splits items, sorted by rank, into runs of one rank each.
+func rankRuns(items []*item) [][]*item {
+	var runs [][]*item
+	for start := 0; start < len(items); {
+		end := start + 1
+		for end < len(items) && items[end].rank == items[start].rank {
+			end++
+		}
+		runs = append(runs, items[start:end])
+		start = end
+	}
+	return runs
+}
+
+// objectErrors pairs the non-nil errs with their items, in item order.
+func objectErrors(items []*item, errs []error) []ObjectError {
+	var failures []ObjectError
+	for i, err := range errs {
+		if err != nil {
+			failures = append(failures, ObjectError{Index: items[i].index, Object: items[i].id, Err: err})
+		}
+	}
+	return failures
 }
 
 // prepare copies, maps and checks every object.
@@ -431,6 +572,13 @@ func (a *Applier) prepare(ctx context.Context, objs []*unstructured.Unstructured
 			continue
 		}
 		seen[it.id.key()] = it.index
+		data, err := obj.MarshalJSON()
+		if err != nil {
+			fail(fmt.Errorf("encoding: %w", err))
+			continue
+		}
+		it.data, it.hash = data, sha256.Sum256(data)
+		it.memoKey = memoKey{fieldManager: opts.FieldManager, object: it.id.key()}
 		items = append(items, it)
 	}
 	return items, failures
@@ -456,25 +604,27 @@ func crdDefines(crd *unstructured.Unstructured) (schema.GroupKind, crdInfo) {
 	return schema.GroupKind{Group: group, Kind: kind}, info
 }
 
-// dryRunAll dry-runs every item not deferred (or, with deferredOnly, every
-// deferred item) and returns every failure.
-func (a *Applier) dryRunAll(ctx context.Context, items []*item, fieldManager string, force, deferredOnly bool) []ObjectError {
-	var failures []ObjectError
-	for _, it := range items {
-		if it.deferred != deferredOnly {
-			continue
+// dryRunAll dry-runs, in parallel, every item not deferred (or, with
+// deferredOnly, every deferred item) that the memo does not already vouch
+// for, and returns every failure in item order.
+func (a *Applier) dryRunAll(ctx context.Context, items []*item, opts Options, force, deferredOnly bool) []ObjectError {
+	errs := make([]error, len(items))
+	forEach(len(items), concurrency(opts), func(i int) {
+		it := items[i]
+		if it.deferred != deferredOnly || it.memoHit {
+			return
 		}
-		out, err := a.patch(ctx, it, fieldManager, force, true)
+		out, err := a.patch(ctx, it, opts.FieldManager, force, true)
 		if err != nil {
 			if apierrors.IsConflict(err) && !force {
 				err = fmt.Errorf("%w; set Force to take ownership of these fields", err)
 			}
-			failures = append(failures, ObjectError{Index: it.index, Object: it.id, Err: err})
-			continue
+			errs[i] = err
+			return
 		}
 		it.dryRun = out
-	}
-	return failures
+	})
+	return objectErrors(items, errs)
 }
 
 // validateDeferred applies the set's Namespaces and CRDs, waits for the CRDs,
@@ -483,20 +633,19 @@ func (a *Applier) dryRunAll(ctx context.Context, items []*item, fieldManager str
 func (a *Applier) validateDeferred(ctx context.Context, items []*item, opts Options) error {
 	var created []*item
 	var failures []ObjectError
-	for _, it := range items {
-		if it.rank != rankCRD && it.rank != rankNamespace {
+	for _, rank := range rankRuns(items) {
+		if r := rank[0].rank; r != rankCRD && r != rankNamespace {
 			continue
 		}
-		if err := a.applyOne(ctx, it, opts); err != nil {
-			failures = append(failures, ObjectError{Index: it.index, Object: it.id, Err: err})
-			continue
-		}
-		if it.live == nil {
-			created = append(created, it)
+		failures = append(failures, a.applyAll(ctx, rank, opts)...)
+		for _, it := range rank {
+			if it.applied && !it.exists() {
+				created = append(created, it)
+			}
 		}
 	}
 	if len(failures) == 0 {
-		if err := a.waitEstablished(ctx, items); err != nil {
+		if err := a.waitEstablished(ctx, items, concurrency(opts)); err != nil {
 			failures = append(failures, ObjectError{Object: Object{Kind: "CustomResourceDefinitions"}, Err: err})
 		}
 	}
@@ -516,7 +665,7 @@ func (a *Applier) validateDeferred(ctx context.Context, items []*item, opts Opti
 		}
 	}
 	if len(failures) == 0 {
-		failures = a.dryRunAll(ctx, items, opts.FieldManager, opts.Force, true)
+		failures = a.dryRunAll(ctx, items, opts, opts.Force, true)
 	}
 	if len(failures) == 0 {
 		return nil
@@ -548,10 +697,6 @@ func (a *Applier) applyOne(ctx context.Context, it *item, opts Options) error {
 }
 
 func (a *Applier) patch(ctx context.Context, it *item, fieldManager string, force, dryRun bool) (*unstructured.Unstructured, error) {
-	data, err := it.obj.MarshalJSON()
-	if err != nil {
-		return nil, fmt.Errorf("encoding: %w", err)
-	}
 	po := metav1.PatchOptions{
 		FieldManager: fieldManager,
 		Force:        &force,
@@ -561,7 +706,7 @@ func (a *Applier) patch(ctx context.Context, it *item, fieldManager string, forc
 	if dryRun {
 		po.DryRun = []string{metav1.DryRunAll}
 	}
-	return a.resource(it.mapping, it.id.Namespace).Patch(ctx, it.id.Name, types.ApplyPatchType, data, po)
+	return a.resource(it.mapping, it.id.Namespace).Patch(ctx, it.id.Name, types.ApplyPatchType, it.data, po)
 }
 
 func (a *Applier) resource(mapping *meta.RESTMapping, namespace string) dynamic.ResourceInterface {
@@ -581,38 +726,88 @@ func (a *Applier) get(ctx context.Context, mapping *meta.RESTMapping, id Object)
 	return live, err
 }
 
-// waitEstablished waits until every CRD of items is established.
-func (a *Applier) waitEstablished(ctx context.Context, items []*item) error {
+// waitEstablished waits until every CRD of items is established, polling
+// them in parallel. It returns the failure of the first CRD in item order.
+func (a *Applier) waitEstablished(ctx context.Context, items []*item, limit int) error {
 	timeout := a.EstablishTimeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
+	var crds []*item
 	for _, it := range items {
-		if it.rank != rankCRD {
-			continue
+		if it.rank == rankCRD {
+			crds = append(crds, it)
 		}
-		var last string
-		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-			crd, err := a.client.Resource(crdResource).Get(ctx, it.id.Name, metav1.GetOptions{})
-			if err != nil {
-				last = err.Error()
-				return false, nil
-			}
-			status, reason, message := condition(crd, "Established")
-			last = strings.TrimSpace(reason + " " + message)
-			return status == string(metav1.ConditionTrue), nil
-		})
+	}
+	errs := make([]error, len(crds))
+	forEach(len(crds), limit, func(i int) {
+		errs[i] = a.waitOneEstablished(ctx, crds[i].id, timeout)
+	})
+	for _, err := range errs {
 		if err != nil {
-			return fmt.Errorf("waiting for %s to be established: %w (%s)", it.id, err, last)
+			return err
 		}
 	}
 	return nil
 }
 
-// prune deletes the objects of previous that are not in items, Namespaces
-// last. It returns the pruned objects and the ones that must stay in the
-// inventory because deleting them failed.
+func (a *Applier) waitOneEstablished(ctx context.Context, id Object, timeout time.Duration) error {
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		crd, err := a.client.Resource(crdResource).Get(ctx, id.Name, metav1.GetOptions{})
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		status, reason, message := condition(crd, "Established")
+		last = strings.TrimSpace(reason + " " + message)
+		return status == string(metav1.ConditionTrue), nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for %s to be established: %w (%s)", id, err, last)
+	}
+	return nil
+}
+
+// prune deletes the objects of previous that are not in items: namespaced
+// objects, then cluster-scoped ones, then CRDs, Namespaces last; in parallel
+// within each of these steps, DefaultConcurrency at a time. It returns the
+// pruned objects and the ones that must stay in the inventory because
+// deleting them failed, both in that order.
 func (a *Applier) prune(ctx context.Context, items []*item, previous []Object, dryRun bool) (pruned, kept []Object, err error) {
+	return a.pruneWith(ctx, items, previous, dryRun, Options{})
+}
+
+// pruneWith is prune with the concurrency of opts.
+func (a *Applier) pruneWith(ctx context.Context, items []*item, previous []Object, dryRun bool, opts Options) (pruned, kept []Object, err error) {
+	stale := staleObjects(items, previous)
+	outcomes := make([]pruneOutcome, len(stale))
+	for start := 0; start < len(stale); {
+		end := start + 1
+		for end < len(stale) && pruneRank(stale[end]) == pruneRank(stale[start]) {
+			end++
+		}
+		forEach(end-start, concurrency(opts), func(i int) {
+			outcomes[start+i] = a.pruneOne(ctx, stale[start+i], dryRun)
+		})
+		start = end
+	}
+	var errs []error
+	for i, o := range outcomes {
+		switch {
+		case o.err != nil:
+			errs = append(errs, fmt.Errorf("pruning %s: %w", stale[i], o.err))
+			kept = append(kept, stale[i])
+		case o.deleted:
+			pruned = append(pruned, stale[i])
+		}
+	}
+	return pruned, kept, errors.Join(errs...)
+}
+
+// staleObjects returns the objects of previous not in items, once each, in
+// pruning order.
+func staleObjects(items []*item, previous []Object) []Object {
 	current := map[objectKey]bool{}
 	for _, it := range items {
 		current[it.id.key()] = true
@@ -625,71 +820,76 @@ func (a *Applier) prune(ctx context.Context, items []*item, previous []Object, d
 			stale = append(stale, o)
 		}
 	}
-	pruneRank := func(o Object) int {
-		switch o.GroupVersionKind().GroupKind() {
-		case namespaceGroupKind:
-			return 3
-		case crdGroupKind:
-			return 2
-		}
-		if o.Namespace == "" {
-			return 1
-		}
-		return 0
-	}
 	slices.SortStableFunc(stale, func(x, y Object) int {
 		if rx, ry := pruneRank(x), pruneRank(y); rx != ry {
 			return rx - ry
 		}
 		return compareObjects(x, y)
 	})
+	return stale
+}
 
-	var errs []error
-	for _, o := range stale {
-		gk := schema.GroupKind{Group: o.Group, Kind: o.Kind}
-		mapping, mErr := a.mapper.RESTMappingWithContext(ctx, gk, o.Version)
-		if meta.IsNoMatchError(mErr) {
-			mapping, mErr = a.mapper.RESTMappingWithContext(ctx, gk)
-		}
-		if meta.IsNoMatchError(mErr) {
-			continue // the kind is gone, and its objects with it
-		}
-		if mErr != nil {
-			errs = append(errs, fmt.Errorf("pruning %s: %w", o, mErr))
-			kept = append(kept, o)
-			continue
-		}
-		live, gErr := a.get(ctx, mapping, o)
-		if gErr != nil {
-			errs = append(errs, fmt.Errorf("pruning %s: %w", o, gErr))
-			kept = append(kept, o)
-			continue
-		}
-		if live == nil || live.GetDeletionTimestamp() != nil {
-			continue
-		}
-		if live.GetAnnotations()[PruneAnnotation] == PruneDisabled {
-			continue
-		}
-		do := metav1.DeleteOptions{
-			PropagationPolicy: ptr(metav1.DeletePropagationBackground),
-			// Delete exactly the object that was checked for the annotation.
-			Preconditions: &metav1.Preconditions{UID: ptr(live.GetUID())},
-		}
-		if dryRun {
-			do.DryRun = []string{metav1.DryRunAll}
-		}
-		dErr := a.resource(mapping, o.Namespace).Delete(ctx, o.Name, do)
-		switch {
-		case dErr == nil:
-			pruned = append(pruned, o)
-		case apierrors.IsNotFound(dErr):
-		default:
-			errs = append(errs, fmt.Errorf("pruning %s: %w", o, dErr))
-			kept = append(kept, o)
-		}
+// pruneRank orders deletions: what lives in Namespaces or is defined by CRDs
+// goes before them.
+func pruneRank(o Object) int {
+	switch o.GroupVersionKind().GroupKind() {
+	case namespaceGroupKind:
+		return 3
+	case crdGroupKind:
+		return 2
 	}
-	return pruned, kept, errors.Join(errs...)
+	if o.Namespace == "" {
+		return 1
+	}
+	return 0
+}
+
+type pruneOutcome struct {
+	deleted bool
+	err     error // the object stays in the inventory
+}
+
+// pruneOne deletes o unless it is gone, being deleted, or has pruning
+// disabled.
+func (a *Applier) pruneOne(ctx context.Context, o Object, dryRun bool) pruneOutcome {
+	gk := schema.GroupKind{Group: o.Group, Kind: o.Kind}
+	mapping, err := a.mapper.RESTMappingWithContext(ctx, gk, o.Version)
+	if meta.IsNoMatchError(err) {
+		mapping, err = a.mapper.RESTMappingWithContext(ctx, gk)
+	}
+	if meta.IsNoMatchError(err) {
+		return pruneOutcome{} // the kind is gone, and its objects with it
+	}
+	if err != nil {
+		return pruneOutcome{err: err}
+	}
+	live, err := a.get(ctx, mapping, o)
+	if err != nil {
+		return pruneOutcome{err: err}
+	}
+	if live == nil || live.GetDeletionTimestamp() != nil {
+		return pruneOutcome{}
+	}
+	if live.GetAnnotations()[PruneAnnotation] == PruneDisabled {
+		return pruneOutcome{}
+	}
+	do := metav1.DeleteOptions{
+		PropagationPolicy: ptr(metav1.DeletePropagationBackground),
+		// Delete exactly the object that was checked for the annotation.
+		Preconditions: &metav1.Preconditions{UID: ptr(live.GetUID())},
+	}
+	if dryRun {
+		do.DryRun = []string{metav1.DryRunAll}
+	}
+	err = a.resource(mapping, o.Namespace).Delete(ctx, o.Name, do)
+	switch {
+	case err == nil:
+		return pruneOutcome{deleted: true}
+	case apierrors.IsNotFound(err):
+		return pruneOutcome{}
+	default:
+		return pruneOutcome{err: err}
+	}
 }
 
 // sameObject reports whether two versions of an object match, ignoring what

@@ -21,37 +21,129 @@ func (p Problem) String() string { return p.Object.String() + ": " + p.Message }
 // must be rolled out (their controller observed the current generation and
 // all replicas are updated and available), Jobs must be complete, and every
 // other object must exist. The error is for failures to check, such as the
-// API server being unreachable; unhealthy objects are Problems.
+// API server being unreachable; unhealthy objects are Problems. Problems are
+// in inventory order; with an error, only those before the object that
+// could not be checked are returned.
+//
+// Objects whose health is their existence are checked with one
+// metadata-only LIST per resource and namespace where the inventory has
+// several, the others with GETs, DefaultConcurrency at a time.
 func (a *Applier) Health(ctx context.Context, inv []Object) ([]Problem, error) {
+	checks := a.healthMappings(ctx, inv)
+	a.listForHealth(ctx, inv, checks)
+	forEach(len(inv), DefaultConcurrency, func(i int) {
+		c := &checks[i]
+		if c.mapping == nil || c.err != nil || c.listed {
+			return
+		}
+		live, err := a.get(ctx, c.mapping, inv[i])
+		switch {
+		case err != nil:
+			c.err = err
+		case live == nil:
+			c.problem = "not found"
+		default:
+			c.problem = unhealthy(live)
+		}
+	})
 	var problems []Problem
-	for _, o := range inv {
-		gk := schema.GroupKind{Group: o.Group, Kind: o.Kind}
-		mapping, err := a.mapper.RESTMappingWithContext(ctx, gk, o.Version)
-		if meta.IsNoMatchError(err) {
-			// Discovery may be stale (a CRD applied since it was cached).
-			a.mapper.ResetWithContext(ctx)
-			mapping, err = a.mapper.RESTMappingWithContext(ctx, gk, o.Version)
+	for i, c := range checks {
+		if c.err != nil {
+			return problems, fmt.Errorf("checking %s: %w", inv[i], c.err)
 		}
-		if meta.IsNoMatchError(err) {
-			problems = append(problems, Problem{Object: o, Message: fmt.Sprintf("kind %s is not served by the API server", o.GroupVersionKind())})
-			continue
-		}
-		if err != nil {
-			return problems, fmt.Errorf("checking %s: %w", o, err)
-		}
-		live, err := a.get(ctx, mapping, o)
-		if err != nil {
-			return problems, fmt.Errorf("checking %s: %w", o, err)
-		}
-		if live == nil {
-			problems = append(problems, Problem{Object: o, Message: "not found"})
-			continue
-		}
-		if msg := unhealthy(live); msg != "" {
-			problems = append(problems, Problem{Object: o, Message: msg})
+		if c.problem != "" {
+			problems = append(problems, Problem{Object: inv[i], Message: c.problem})
 		}
 	}
 	return problems, nil
+}
+
+// healthCheck is the state of one object's check.
+type healthCheck struct {
+	mapping *meta.RESTMapping
+	listed  bool // decided from a metadata LIST
+	problem string
+	err     error
+}
+
+// healthMappings resolves the kind of every object, refreshing discovery
+// once if a kind is unknown: it may be stale (a CRD applied since it was
+// cached).
+func (a *Applier) healthMappings(ctx context.Context, inv []Object) []healthCheck {
+	checks := make([]healthCheck, len(inv))
+	reset := false
+	for i, o := range inv {
+		gk := schema.GroupKind{Group: o.Group, Kind: o.Kind}
+		mapping, err := a.mapper.RESTMappingWithContext(ctx, gk, o.Version)
+		if meta.IsNoMatchError(err) && !reset {
+			a.mapper.ResetWithContext(ctx)
+			reset = true
+			mapping, err = a.mapper.RESTMappingWithContext(ctx, gk, o.Version)
+		}
+		switch {
+		case meta.IsNoMatchError(err):
+			checks[i].problem = fmt.Sprintf("kind %s is not served by the API server", o.GroupVersionKind())
+		case err != nil:
+			checks[i].err = err
+		default:
+			checks[i].mapping = mapping
+		}
+	}
+	return checks
+}
+
+// listForHealth decides, from metadata-only LISTs, the checks of objects
+// that only need to exist, where a resource and namespace has several of
+// them. Others, and those of a failed LIST, are left to GETs.
+func (a *Applier) listForHealth(ctx context.Context, inv []Object, checks []healthCheck) {
+	type key struct {
+		resource  schema.GroupVersionResource
+		namespace string
+	}
+	index := map[key]int{}
+	var groups []*liveGroup
+	var members [][]int
+	for i, c := range checks {
+		if c.mapping == nil || c.err != nil || rolloutKinds[c.mapping.GroupVersionKind.GroupKind()] {
+			continue
+		}
+		k := key{c.mapping.Resource, inv[i].Namespace}
+		g, ok := index[k]
+		if !ok {
+			g = len(groups)
+			index[k] = g
+			groups = append(groups, &liveGroup{resource: k.resource, namespace: k.namespace, namespaced: c.mapping.Scope.Name() == meta.RESTScopeNameNamespace})
+			members = append(members, nil)
+		}
+		members[g] = append(members[g], i)
+	}
+	forEach(len(groups), DefaultConcurrency, func(g int) {
+		if len(members[g]) < listThreshold {
+			return
+		}
+		byName, err := a.listMetadata(ctx, groups[g])
+		if err != nil {
+			return
+		}
+		for _, i := range members[g] {
+			c := &checks[i]
+			c.listed = true
+			switch m, ok := byName[inv[i].Name]; {
+			case !ok:
+				c.problem = "not found"
+			case m.DeletionTimestamp != nil:
+				c.problem = "being deleted"
+			}
+		}
+	})
+}
+
+// rolloutKinds are the kinds whose health is more than existence.
+var rolloutKinds = map[schema.GroupKind]bool{
+	{Group: "apps", Kind: "Deployment"}:  true,
+	{Group: "apps", Kind: "StatefulSet"}: true,
+	{Group: "apps", Kind: "DaemonSet"}:   true,
+	{Group: "batch", Kind: "Job"}:        true,
 }
 
 // unhealthy returns why obj is not healthy, or "".

@@ -15,7 +15,7 @@ import (
 )
 
 const (
-	benchCommits  = 2000
+	benchCommits  = 3100
 	benchFileSize = 100 << 10
 	benchLineLen  = 64
 )
@@ -120,8 +120,9 @@ func dirSize(dir string) int64 {
 	return n
 }
 
-// BenchmarkFetchLargeHistory fetches the tip of a branch with 2,000 commits
-// of a 100 KB file (≈200 MB of file versions, deltified on the server) and
+// BenchmarkFetchLargeHistory fetches the tip of a branch with 3,100 commits
+// of a 100 KB file (≈310 MB of file versions, a ≈200 MB repository on the
+// server) and
 // reports the peak live heap during Fetch: with the default depth 1 it is
 // bounded by one tree, not by the history; "full" (Depth -1) shows the cost
 // of taking the whole history.
