@@ -17,6 +17,7 @@ import (
 	"github.com/cairn-platform/cairn/dataplane/edgehub"
 	xdsserver "github.com/cairn-platform/cairn/dataplane/xds/server"
 	"github.com/cairn-platform/cairn/dataplane/xds/translate"
+	"github.com/cairn-platform/cairn/internal/scangate"
 )
 
 // NewScheme returns a scheme with the built-in types and every Cairn API.
@@ -46,9 +47,10 @@ type Config struct {
 	// GitCheckoutDir holds each GitRepo's last fetched revision; empty uses
 	// a directory under os.TempDir().
 	GitCheckoutDir string
-	// ImageScanner scans the images of GitRepos with a scanPolicy; nil
-	// leaves them waiting with ScanUnavailable.
-	ImageScanner gitops.ImageScanner
+	// ImageScanner is the scanner service behind the scan gates of
+	// GitRepos (images), Firmware and Functions (SBOMs); nil leaves objects
+	// with a scanPolicy waiting (ScanUnavailable).
+	ImageScanner scangate.Scanner
 }
 
 // SetupAll registers the Cairn reconcilers with mgr.
@@ -65,8 +67,8 @@ func SetupAll(mgr ctrl.Manager, cfg Config) error {
 		"AuthPolicy": &gateway.AuthPolicyReconciler{Client: c, Recorder: recorder},
 		"GitRepo":    &gitops.GitRepoReconciler{Client: c, Recorder: recorder, CheckoutDir: cfg.GitCheckoutDir, Scanner: cfg.ImageScanner},
 		"EdgeDevice": &edge.EdgeDeviceReconciler{Client: c, Recorder: recorder},
-		"Firmware":   &edge.FirmwareReconciler{Client: c, Recorder: recorder, OTAURL: cfg.OTAURL},
-		"Function":   &serverless.FunctionReconciler{Client: c, Recorder: recorder, OCIPollInterval: cfg.OCIPollInterval},
+		"Firmware":   &edge.FirmwareReconciler{Client: c, Recorder: recorder, OTAURL: cfg.OTAURL, Scanner: cfg.ImageScanner},
+		"Function":   &serverless.FunctionReconciler{Client: c, Recorder: recorder, OCIPollInterval: cfg.OCIPollInterval, Scanner: cfg.ImageScanner},
 	}
 	if cfg.EdgeHub != nil {
 		reconcilers["EdgeHub"] = &edgehub.Reconciler{Hub: cfg.EdgeHub}

@@ -36,6 +36,7 @@ import (
 	"github.com/cairn-platform/cairn/edge-agent/protocol"
 	"github.com/cairn-platform/cairn/internal/conditions"
 	"github.com/cairn-platform/cairn/internal/kube"
+	"github.com/cairn-platform/cairn/internal/scangate"
 	"github.com/cairn-platform/cairn/internal/signing"
 	"github.com/cairn-platform/cairn/internal/telemetry"
 )
@@ -63,7 +64,7 @@ const (
 )
 
 // firmwareConfigMapsIndex indexes Firmware by the ConfigMaps they read:
-// trusted keys and TUF repository.
+// trusted keys, TUF repository and SBOM.
 const firmwareConfigMapsIndex = "firmware.configMaps"
 
 // FirmwareReconciler verifies firmware signatures and metadata and drives
@@ -78,8 +79,14 @@ type FirmwareReconciler struct {
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
 
+	// Scanner scans the SBOMs of Firmware with a scanPolicy; nil keeps
+	// them from rolling out (the gate fails closed).
+	Scanner scangate.Scanner
+
 	// written is when each Firmware's status was last written.
 	written sync.Map // types.NamespacedName → time.Time
+	// scans is the last scan of each Firmware's SBOM.
+	scans sync.Map // types.NamespacedName → scanEntry
 }
 
 // progressWriteInterval bounds how often a rollout's status is rewritten
@@ -100,6 +107,7 @@ func (r *FirmwareReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err := r.Get(ctx, req.NamespacedName, &fw); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.written.Delete(req.NamespacedName)
+			r.scans.Delete(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -118,7 +126,7 @@ func (r *FirmwareReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	conds := &fw.Status.Conditions
 	fw.Status.ObservedGeneration = gen
 
-	reason, problems, verified, err := r.check(ctx, &fw)
+	reason, problems, checked, err := r.check(ctx, &fw)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -133,8 +141,15 @@ func (r *FirmwareReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		return ctrl.Result{}, kube.PatchStatus(ctx, r.Client, &fw, base)
 	}
 	conditions.True(conds, gen, common.ConditionAccepted, ReasonSignaturesVerified,
-		fmt.Sprintf("signed by %s (threshold %d); target %s verified in repository %s", strings.Join(verified, ", "),
+		fmt.Sprintf("signed by %s (threshold %d); target %s verified in repository %s", strings.Join(checked.verified, ", "),
 			fw.Spec.Signatures.Threshold, fw.Spec.Metadata.Target, fw.Spec.Metadata.Repository.Name))
+	if fw.Spec.ScanPolicy != nil {
+		if res, gated := r.gate(ctx, &fw, base, checked.sbom); gated {
+			return res, kube.PatchStatus(ctx, r.Client, &fw, base)
+		}
+	} else {
+		fw.Status.Scan = nil
+	}
 
 	devices, err := r.targets(ctx, &fw)
 	if err != nil {
@@ -160,7 +175,7 @@ func (r *FirmwareReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		return ctrl.Result{}, err
 	}
 	status := plan.Status
-	status.ObservedGeneration, status.Conditions = gen, fw.Status.Conditions
+	status.ObservedGeneration, status.Conditions, status.Scan = gen, fw.Status.Conditions, fw.Status.Scan
 	fw.Status = status
 	setRolloutConditions(&fw, plan)
 	if wait := r.throttle(req.NamespacedName, base, &fw, len(plan.Assign) > 0); wait > 0 {
@@ -339,27 +354,37 @@ func (r *FirmwareReconciler) now() time.Time {
 	return time.Now()
 }
 
-// check verifies the signatures against the trusted keys and the rollout
-// fields the schema cannot check. It returns the verified key IDs.
-func (r *FirmwareReconciler) check(ctx context.Context, fw *edgev1alpha1.Firmware) (string, []string, []string, error) {
+// checked is what check verified.
+type checked struct {
+	// verified are the key IDs whose signatures verify.
+	verified []string
+	// sbom is spec.sbom's document, matching the signed digest.
+	sbom []byte
+}
+
+// check verifies the signatures against the trusted keys, the TUF
+// metadata, the SBOM against its signed digest, and the rollout fields the
+// schema cannot check.
+func (r *FirmwareReconciler) check(ctx context.Context, fw *edgev1alpha1.Firmware) (string, []string, checked, error) {
+	var none checked
 	if w := fw.Spec.Rollout.MaintenanceWindow; w != nil {
 		if _, err := time.LoadLocation(w.TimeZone); err != nil {
-			return ReasonInvalid, []string{fmt.Sprintf("rollout.maintenanceWindow.timeZone %q is not an IANA time zone", w.TimeZone)}, nil, nil
+			return ReasonInvalid, []string{fmt.Sprintf("rollout.maintenanceWindow.timeZone %q is not an IANA time zone", w.TimeZone)}, none, nil
 		}
 	}
 	if sel := fw.Spec.Rollout.Selector; sel != nil {
 		if _, err := metav1.LabelSelectorAsSelector(sel); err != nil {
-			return ReasonInvalid, []string{fmt.Sprintf("rollout.selector: %v", err)}, nil, nil
+			return ReasonInvalid, []string{fmt.Sprintf("rollout.selector: %v", err)}, none, nil
 		}
 	}
 	var keys corev1.ConfigMap
 	keysName := fw.Spec.Signatures.TrustedKeys.Name
 	found, err := kube.GetIfExists(ctx, r.Client, types.NamespacedName{Namespace: fw.Namespace, Name: keysName}, &keys)
 	if err != nil {
-		return "", nil, nil, err
+		return "", nil, none, err
 	}
 	if !found {
-		return ReasonTrustedKeysMissing, []string{fmt.Sprintf("trusted keys ConfigMap %q not found", keysName)}, nil, nil
+		return ReasonTrustedKeysMissing, []string{fmt.Sprintf("trusted keys ConfigMap %q not found", keysName)}, none, nil
 	}
 	sigs := make([]signing.Signature, 0, len(fw.Spec.Signatures.Signatures))
 	for _, s := range fw.Spec.Signatures.Signatures {
@@ -367,17 +392,24 @@ func (r *FirmwareReconciler) check(ctx context.Context, fw *edgev1alpha1.Firmwar
 	}
 	res, err := signing.Verify(fw.Spec.Artifact.SHA256, sigs, keys.Data)
 	if err != nil {
-		return ReasonSignatureInvalid, []string{err.Error()}, nil, nil
+		return ReasonSignatureInvalid, []string{err.Error()}, none, nil
 	}
 	if int32(len(res.Verified)) < fw.Spec.Signatures.Threshold {
 		problems := append([]string{fmt.Sprintf("%d of the required %d signatures verify", len(res.Verified), fw.Spec.Signatures.Threshold)}, res.Problems...)
-		return ReasonSignatureInvalid, problems, nil, nil
+		return ReasonSignatureInvalid, problems, none, nil
 	}
-	reason, problem, err := r.checkMetadata(ctx, fw, []byte(keys.Data[edgev1alpha1.TrustedKeysPinnedRoot]))
+	target, reason, problem, err := r.checkMetadata(ctx, fw, []byte(keys.Data[edgev1alpha1.TrustedKeysPinnedRoot]))
 	if err != nil || problem != "" {
-		return reason, []string{problem}, nil, err
+		return reason, []string{problem}, none, err
 	}
-	return "", nil, res.Verified, nil
+	out := checked{verified: res.Verified}
+	if fw.Spec.SBOM != nil {
+		out.sbom, reason, problem, err = r.loadSBOM(ctx, fw, target)
+		if err != nil || problem != "" {
+			return reason, []string{problem}, none, err
+		}
+	}
+	return "", nil, out, nil
 }
 
 // checkMetadata verifies the repository's TUF metadata the way a device
@@ -386,12 +418,12 @@ func (r *FirmwareReconciler) check(ctx context.Context, fw *edgev1alpha1.Firmwar
 // controller starts from the pinned root, if the trusted-keys ConfigMap
 // has one, else from the repository's 1.root.json; devices trust the root
 // they were provisioned with.
-func (r *FirmwareReconciler) checkMetadata(ctx context.Context, fw *edgev1alpha1.Firmware, pinnedRoot []byte) (reason, problem string, err error) {
+func (r *FirmwareReconciler) checkMetadata(ctx context.Context, fw *edgev1alpha1.Firmware, pinnedRoot []byte) (target tuf.TargetFile, reason, problem string, err error) {
 	repo := fw.Spec.Metadata.Repository.Name
 	var cm corev1.ConfigMap
 	found, err := kube.GetIfExists(ctx, r.Client, types.NamespacedName{Namespace: fw.Namespace, Name: repo}, &cm)
 	if err != nil || !found {
-		return ReasonRepositoryNotFound, fmt.Sprintf("repository ConfigMap %q not found (cairn firmware publish writes it)", repo), err
+		return target, ReasonRepositoryNotFound, fmt.Sprintf("repository ConfigMap %q not found (cairn firmware publish writes it)", repo), err
 	}
 	files := tuf.MapFetcher{}
 	for k, v := range cm.Data {
@@ -400,11 +432,11 @@ func (r *FirmwareReconciler) checkMetadata(ctx context.Context, fw *edgev1alpha1
 	for k, v := range cm.BinaryData {
 		files[k] = v
 	}
-	invalid := func(err error) (string, string, error) {
+	invalid := func(err error) (tuf.TargetFile, string, string, error) {
 		if errors.Is(err, tuf.ErrExpired) {
-			return ReasonMetadataExpired, fmt.Sprintf("repository %q: %v (re-sign it with cairn firmware publish)", repo, err), nil
+			return target, ReasonMetadataExpired, fmt.Sprintf("repository %q: %v (re-sign it with cairn firmware publish)", repo, err), nil
 		}
-		return ReasonMetadataInvalid, fmt.Sprintf("repository %q: %v", repo, err), nil
+		return target, ReasonMetadataInvalid, fmt.Sprintf("repository %q: %v", repo, err), nil
 	}
 	trusted := files[tuf.RootVersionFile(1)]
 	if len(pinnedRoot) > 0 {
@@ -421,14 +453,14 @@ func (r *FirmwareReconciler) checkMetadata(ctx context.Context, fw *edgev1alpha1
 	if err := c.Update(ctx); err != nil {
 		return invalid(err)
 	}
-	target, err := c.Target(fw.Spec.Metadata.Target)
+	target, err = c.Target(fw.Spec.Metadata.Target)
 	if err != nil {
-		return ReasonTargetNotFound, fmt.Sprintf("repository %q: %v", repo, err), nil
+		return target, ReasonTargetNotFound, fmt.Sprintf("repository %q: %v", repo, err), nil
 	}
 	if err := target.Check(fw.Spec.Artifact.Size, fw.Spec.Artifact.SHA256); err != nil {
-		return ReasonTargetMismatch, fmt.Sprintf("repository %q, target %q: %v", repo, fw.Spec.Metadata.Target, err), nil
+		return target, ReasonTargetMismatch, fmt.Sprintf("repository %q, target %q: %v", repo, fw.Spec.Metadata.Target, err), nil
 	}
-	return "", "", nil
+	return target, "", "", nil
 }
 
 // targets lists the devices the rollout selects that can run the image.
@@ -468,7 +500,11 @@ func (r *FirmwareReconciler) targets(ctx context.Context, fw *edgev1alpha1.Firmw
 func (r *FirmwareReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &edgev1alpha1.Firmware{}, firmwareConfigMapsIndex, func(o client.Object) []string {
 		fw := o.(*edgev1alpha1.Firmware)
-		return []string{fw.Spec.Signatures.TrustedKeys.Name, fw.Spec.Metadata.Repository.Name}
+		names := []string{fw.Spec.Signatures.TrustedKeys.Name, fw.Spec.Metadata.Repository.Name}
+		if fw.Spec.SBOM != nil {
+			names = append(names, fw.Spec.SBOM.Name)
+		}
+		return names
 	}); err != nil {
 		return fmt.Errorf("indexing Firmware by ConfigMaps: %w", err)
 	}

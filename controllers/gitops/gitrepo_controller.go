@@ -27,6 +27,7 @@ import (
 	"github.com/cairn-platform/cairn/dataplane/gitops/apply"
 	"github.com/cairn-platform/cairn/internal/conditions"
 	"github.com/cairn-platform/cairn/internal/kube"
+	"github.com/cairn-platform/cairn/internal/scangate"
 	"github.com/cairn-platform/cairn/internal/telemetry"
 )
 
@@ -48,12 +49,11 @@ const (
 	ReasonHealthFailed   = "HealthCheckFailed"
 	ReasonDriftCorrected = "DriftCorrected"
 	ReasonPruneFailed    = "PruneFailed"
-	// ReasonScanBlocked: an image has findings the scanPolicy does not allow.
-	ReasonScanBlocked = "ScanBlocked"
-	// ReasonScanFailed: an image could not be scanned (missing, unreadable).
-	ReasonScanFailed = "ScanFailed"
-	// ReasonScanUnavailable: no scanner, or it failed; retried.
-	ReasonScanUnavailable = "ScanUnavailable"
+	// ReasonScanBlocked, ReasonScanFailed and ReasonScanUnavailable are
+	// the scan gate's (package scangate).
+	ReasonScanBlocked     = scangate.ReasonScanBlocked
+	ReasonScanFailed      = scangate.ReasonScanFailed
+	ReasonScanUnavailable = scangate.ReasonScanUnavailable
 )
 
 // Finalizer lets a deleted GitRepo prune what it applied (when spec.prune is
@@ -71,7 +71,7 @@ type GitRepoReconciler struct {
 
 	// Scanner scans the images of GitRepos with a scanPolicy; nil makes
 	// such GitRepos wait (the gate fails closed).
-	Scanner ImageScanner
+	Scanner scangate.Scanner
 
 	// CheckoutDir holds the last fetched revision of each GitRepo; empty
 	// uses a directory under os.TempDir().

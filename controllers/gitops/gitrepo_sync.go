@@ -23,6 +23,7 @@ import (
 	"github.com/cairn-platform/cairn/dataplane/gitops/source"
 	"github.com/cairn-platform/cairn/internal/conditions"
 	"github.com/cairn-platform/cairn/internal/kube"
+	"github.com/cairn-platform/cairn/internal/scangate"
 )
 
 const (
@@ -82,7 +83,7 @@ func (r *GitRepoReconciler) sync(ctx context.Context, repo, base *gitopsv1alpha1
 		gate, err := r.scanGate(ctx, sp, objs)
 		repo.Status.ImageScans = gate.scans
 		if err != nil {
-			r.failed(repo, base, scanProblemReason(err), "Scan", fmt.Sprintf("revision %s: %v", art.Revision, err))
+			r.failed(repo, base, scangate.Reason(err), "Scan", fmt.Sprintf("revision %s: %v", art.Revision, err))
 			return retry, nil
 		}
 		if len(gate.blocked) > 0 {

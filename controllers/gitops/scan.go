@@ -4,25 +4,15 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	common "github.com/cairn-platform/cairn/api/common/v1alpha1"
 	gitopsv1alpha1 "github.com/cairn-platform/cairn/api/gitops/v1alpha1"
 	"github.com/cairn-platform/cairn/dataplane/scan/report"
-	"github.com/cairn-platform/cairn/dataplane/scan/scanapi"
+	"github.com/cairn-platform/cairn/internal/scangate"
 )
-
-// ImageScanner scans an image (scanapi.Client talks to cmd/scanner). It is
-// an interface so the manager never links the scanning libraries.
-type ImageScanner interface {
-	ScanImage(ctx context.Context, image string) (report.Report, error)
-}
-
-// maxBlockingListed bounds status.imageScans[].blocking.
-const maxBlockingListed = 20
 
 // gateResult is the scan gate's decision for one revision.
 type gateResult struct {
@@ -36,15 +26,15 @@ type gateResult struct {
 // the reports with the GitRepo's scanPolicy. An error means no decision
 // could be made (scanner missing or failing, image unreadable): the caller
 // must not apply, since the gate fails closed.
-func (r *GitRepoReconciler) scanGate(ctx context.Context, policy *gitopsv1alpha1.ScanPolicy, objs []*unstructured.Unstructured) (gateResult, error) {
+func (r *GitRepoReconciler) scanGate(ctx context.Context, policy *common.ScanPolicy, objs []*unstructured.Unstructured) (gateResult, error) {
 	images := workloadImages(objs)
 	if len(images) == 0 {
 		return gateResult{}, nil
 	}
 	if r.Scanner == nil {
-		return gateResult{}, fmt.Errorf("spec.scanPolicy is set but the manager has no scanner (--scanner-url); nothing is applied unscanned")
+		return gateResult{}, scangate.ErrNoScanner
 	}
-	p := toPolicy(policy)
+	p := scangate.Policy(policy)
 	now := time.Now()
 	var res gateResult
 	for _, image := range images {
@@ -53,70 +43,12 @@ func (r *GitRepoReconciler) scanGate(ctx context.Context, policy *gitopsv1alpha1
 			return res, fmt.Errorf("scanning image %s: %w", image, err)
 		}
 		v := report.Evaluate(rep, p, now)
-		res.scans = append(res.scans, imageScan(image, rep, v))
+		res.scans = append(res.scans, gitopsv1alpha1.ImageScan{Image: image, ScanResult: scangate.Result(rep, v)})
 		if v.Blocked {
-			res.blocked = append(res.blocked, fmt.Sprintf("image %s (%s): %s", image, shortDigest(rep.Digest), v.Summary(3)))
+			res.blocked = append(res.blocked, fmt.Sprintf("image %s (%s): %s", image, scangate.ShortDigest(rep.Digest), v.Summary(3)))
 		}
 	}
 	return res, nil
-}
-
-func toPolicy(sp *gitopsv1alpha1.ScanPolicy) report.Policy {
-	var p report.Policy
-	if sp.FailOn != nil {
-		// The CRD's enum is the report package's names; an unparsable value
-		// cannot pass admission, and Unknown would mean "never block".
-		p.FailOn, _ = report.ParseSeverity(string(*sp.FailOn))
-	}
-	for _, ig := range sp.Ignore {
-		e := report.Ignore{ID: ig.ID, Reason: ig.Reason}
-		if ig.Until != nil {
-			e.Until = &ig.Until.Time
-		}
-		p.Ignore = append(p.Ignore, e)
-	}
-	return p
-}
-
-func imageScan(image string, rep report.Report, v report.Verdict) gitopsv1alpha1.ImageScan {
-	s := gitopsv1alpha1.ImageScan{Image: image, Digest: rep.Digest}
-	if !rep.DBBuilt.IsZero() {
-		s.DBBuilt = &metav1.Time{Time: rep.DBBuilt}
-	}
-	for _, f := range rep.Findings {
-		if s.Findings == nil {
-			s.Findings = map[string]int{}
-		}
-		s.Findings[f.Severity.String()]++
-	}
-	for _, f := range v.Blocking[:min(len(v.Blocking), maxBlockingListed)] {
-		s.Blocking = append(s.Blocking, fmt.Sprintf("%s (%s) in %s %s", f.ID, f.Severity, f.Package, f.Version))
-	}
-	for _, f := range v.Ignored {
-		if !slices.Contains(s.Ignored, f.ID) {
-			s.Ignored = append(s.Ignored, f.ID)
-		}
-	}
-	return s
-}
-
-func shortDigest(d string) string {
-	if d == "" {
-		return "digest unknown"
-	}
-	if _, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {
-		return d[:len(d)-len(hex)] + hex[:12]
-	}
-	return d
-}
-
-// scanProblemReason tells an image the scanner cannot read (the manifests
-// must change) from a scanner that is down (wait).
-func scanProblemReason(err error) string {
-	if scanapi.ImageProblem(err) {
-		return ReasonScanFailed
-	}
-	return ReasonScanUnavailable
 }
 
 // podSpecPaths are where workload kinds keep their pod spec: Pod;

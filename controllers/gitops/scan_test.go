@@ -3,6 +3,7 @@ package gitops
 import (
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -11,9 +12,10 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
-	gitopsv1alpha1 "github.com/cairn-platform/cairn/api/gitops/v1alpha1"
+	common "github.com/cairn-platform/cairn/api/common/v1alpha1"
 	"github.com/cairn-platform/cairn/dataplane/scan/report"
 	"github.com/cairn-platform/cairn/dataplane/scan/scanapi"
+	"github.com/cairn-platform/cairn/internal/scangate"
 )
 
 func objects(t *testing.T, docs ...string) []*unstructured.Unstructured {
@@ -45,6 +47,10 @@ func TestWorkloadImages(t *testing.T) {
 
 type fakeScanner map[string]report.Report
 
+func (f fakeScanner) ScanSBOM(context.Context, io.Reader) (report.Report, error) {
+	return report.Report{}, errors.New("not used")
+}
+
 func (f fakeScanner) ScanImage(_ context.Context, image string) (report.Report, error) {
 	r, ok := f[image]
 	if !ok {
@@ -59,10 +65,10 @@ func TestScanGate(t *testing.T) {
 		{ID: "CVE-2099-0002", Severity: report.Low, Package: "musl", Version: "1.2.3-r0"},
 	}}
 	objs := objects(t, `{apiVersion: apps/v1, kind: Deployment, spec: {template: {spec: {containers: [{image: "reg/app:1"}, {image: "reg/clean:1"}]}}}}`)
-	high := gitopsv1alpha1.Severity("High")
+	high := common.Severity("High")
 	r := &GitRepoReconciler{Scanner: fakeScanner{"reg/app:1": vuln, "reg/clean:1": {Digest: "sha256:ff"}}}
 
-	res, err := r.scanGate(context.Background(), &gitopsv1alpha1.ScanPolicy{FailOn: &high}, objs)
+	res, err := r.scanGate(context.Background(), &common.ScanPolicy{FailOn: &high}, objs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +79,7 @@ func TestScanGate(t *testing.T) {
 		t.Errorf("scans = %+v", res.scans)
 	}
 
-	ignore := &gitopsv1alpha1.ScanPolicy{FailOn: &high, Ignore: []gitopsv1alpha1.IgnoredVulnerability{{ID: "CVE-2099-0001", Reason: "not reachable"}}}
+	ignore := &common.ScanPolicy{FailOn: &high, Ignore: []common.IgnoredVulnerability{{ID: "CVE-2099-0001", Reason: "not reachable"}}}
 	if res, err := r.scanGate(context.Background(), ignore, objs); err != nil || len(res.blocked) != 0 || strings.Join(res.scans[0].Ignored, ",") != "CVE-2099-0001" {
 		t.Errorf("ignored finding: blocked = %q, scans = %+v, err = %v", res.blocked, res.scans, err)
 	}
@@ -82,22 +88,22 @@ func TestScanGate(t *testing.T) {
 	if res, _ := r.scanGate(context.Background(), expired, objs); len(res.blocked) != 1 || !strings.Contains(res.blocked[0], "expired") {
 		t.Errorf("an expired ignore still ignores: %q", res.blocked)
 	}
-	if res, _ := r.scanGate(context.Background(), &gitopsv1alpha1.ScanPolicy{}, objs); len(res.blocked) != 0 || len(res.scans) != 2 {
+	if res, _ := r.scanGate(context.Background(), &common.ScanPolicy{}, objs); len(res.blocked) != 0 || len(res.scans) != 2 {
 		t.Errorf("no failOn must report without blocking: %+v", res)
 	}
 
 	missing := objects(t, `{apiVersion: v1, kind: Pod, spec: {containers: [{image: "reg/missing:1"}]}}`)
-	_, err = r.scanGate(context.Background(), &gitopsv1alpha1.ScanPolicy{FailOn: &high}, missing)
-	if err == nil || scanProblemReason(err) != ReasonScanFailed {
-		t.Errorf("missing image: err = %v (reason %s), want ScanFailed", err, scanProblemReason(err))
+	_, err = r.scanGate(context.Background(), &common.ScanPolicy{FailOn: &high}, missing)
+	if err == nil || scangate.Reason(err) != ReasonScanFailed {
+		t.Errorf("missing image: err = %v (reason %s), want ScanFailed", err, scangate.Reason(err))
 	}
-	if scanProblemReason(errors.New("connection refused")) != ReasonScanUnavailable {
+	if scangate.Reason(errors.New("connection refused")) != ReasonScanUnavailable {
 		t.Error("a scanner outage is not ScanUnavailable")
 	}
-	if _, err := (&GitRepoReconciler{}).scanGate(context.Background(), &gitopsv1alpha1.ScanPolicy{FailOn: &high}, objs); err == nil || !strings.Contains(err.Error(), "--scanner-url") {
+	if _, err := (&GitRepoReconciler{}).scanGate(context.Background(), &common.ScanPolicy{FailOn: &high}, objs); err == nil || !strings.Contains(err.Error(), "--scanner-url") {
 		t.Errorf("no scanner: err = %v, want it to fail closed", err)
 	}
-	if res, err := (&GitRepoReconciler{}).scanGate(context.Background(), &gitopsv1alpha1.ScanPolicy{FailOn: &high}, objects(t, `{apiVersion: v1, kind: ConfigMap}`)); err != nil || len(res.scans) != 0 {
+	if res, err := (&GitRepoReconciler{}).scanGate(context.Background(), &common.ScanPolicy{FailOn: &high}, objects(t, `{apiVersion: v1, kind: ConfigMap}`)); err != nil || len(res.scans) != 0 {
 		t.Errorf("no images needs no scanner: %+v, %v", res, err)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/cairn-platform/cairn/dataplane/funchost/source"
 	"github.com/cairn-platform/cairn/internal/conditions"
 	"github.com/cairn-platform/cairn/internal/kube"
+	"github.com/cairn-platform/cairn/internal/scangate"
 	"github.com/cairn-platform/cairn/internal/telemetry"
 )
 
@@ -65,6 +66,18 @@ type FunctionReconciler struct {
 	// OCIPollInterval is how often an OCI module referenced by tag is
 	// resolved again to follow the tag; zero means DefaultOCIPollInterval.
 	OCIPollInterval time.Duration
+	// Scanner scans the SBOMs of Functions with a scanPolicy; nil leaves
+	// them unloaded with ScanUnavailable (the gate fails closed).
+	Scanner scangate.Scanner
+	// RescanInterval is how often an unchanged SBOM is scanned again; zero
+	// means DefaultRescanInterval.
+	RescanInterval time.Duration
+
+	// scans remembers the gate's last decision per Function;
+	// unavailableWarned the Functions kept serving through a scanner outage
+	// that has been reported already.
+	scans             sync.Map // types.NamespacedName -> scanned
+	unavailableWarned sync.Map // types.NamespacedName -> bool
 
 	// resolvedAt remembers when each OCI Function's generation was last
 	// resolved against its registry, so the reconciles that hosts' status
@@ -98,6 +111,8 @@ func (r *FunctionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err := r.Get(ctx, req.NamespacedName, &fn); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.resolvedAt.Delete(req.NamespacedName)
+			r.scans.Delete(req.NamespacedName)
+			r.unavailableWarned.Delete(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -109,15 +124,55 @@ func (r *FunctionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	accepted := "the module source resolves"
+	if fn.Spec.ScanPolicy == nil {
+		fn.Status.Scan = nil
+		r.scans.Delete(req.NamespacedName)
+	} else if res.problem == "" {
+		gate, err := r.scanGate(ctx, &fn, res.digest)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if gate.result != nil {
+			fn.Status.Scan = gate.result
+		} else if gate.reason == ReasonSBOMNotFound {
+			fn.Status.Scan = nil
+		}
+		res.requeue = minRequeue(res.requeue, gate.requeue)
+		if !gate.keepServing {
+			r.unavailableWarned.Delete(req.NamespacedName)
+		}
+		switch {
+		case gate.keepServing:
+			// Status stays as it was: the module keeps being served.
+			if acc := meta.FindStatusCondition(*conds, common.ConditionAccepted); acc != nil {
+				accepted = acc.Message
+			}
+			// One Event per outage, not one per retry.
+			if _, warned := r.unavailableWarned.LoadOrStore(req.NamespacedName, true); !warned {
+				kube.Warn(r.Recorder, &fn, gate.reason, "Scan", gate.problem)
+			}
+		case gate.problem != "":
+			res.reason, res.problem = gate.reason, gate.problem
+		default:
+			accepted += "; " + gate.passed
+		}
+	}
 	if res.problem != "" {
+		prev := meta.FindStatusCondition(base.Status.Conditions, common.ConditionAccepted)
 		conditions.False(conds, gen, common.ConditionAccepted, res.reason, res.problem)
 		conditions.False(conds, gen, common.ConditionReady, res.reason, res.problem)
 		fn.Status.Digest, fn.Status.Size, fn.Status.Artifact, fn.Status.CompileTime = "", 0, "", nil
-		if conditions.IsTrue(base.Status.Conditions, common.ConditionAccepted) || base.Status.ObservedGeneration != gen {
-			kube.Warn(r.Recorder, &fn, res.reason, "Resolve", res.problem)
+		if conditions.IsTrue(base.Status.Conditions, common.ConditionAccepted) || base.Status.ObservedGeneration != gen ||
+			newGateProblem(prev, res.reason, res.problem) {
+			action := "Resolve"
+			if newGateProblem(nil, res.reason, "") {
+				action = "Scan"
+			}
+			kube.Warn(r.Recorder, &fn, res.reason, action, res.problem)
 		}
 	} else {
-		conditions.True(conds, gen, common.ConditionAccepted, ReasonAccepted, "the module source resolves")
+		conditions.True(conds, gen, common.ConditionAccepted, ReasonAccepted, accepted)
 		if res.digest != fn.Status.Digest || !keepReady(*conds) {
 			fn.Status.CompileTime = nil
 			conditions.False(conds, gen, common.ConditionReady, ReasonNotCompiled, notCompiledMessage(&fn, res.digest))
@@ -126,6 +181,30 @@ func (r *FunctionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 	fn.Status.ObservedGeneration = gen
 	return ctrl.Result{RequeueAfter: res.requeue}, kube.PatchStatus(ctx, r.Client, &fn, base)
+}
+
+// newGateProblem tells whether a scan gate problem differs from what
+// Accepted (prev) said: a new verdict is worth an Event, a repeated one is
+// not.
+func newGateProblem(prev *metav1.Condition, reason, problem string) bool {
+	switch reason {
+	case ReasonScanBlocked, ReasonScanFailed, ReasonSBOMNotFound:
+		return prev == nil || prev.Reason != reason || prev.Message != problem
+	case ReasonScanUnavailable:
+		return prev == nil || prev.Reason != reason
+	}
+	return false
+}
+
+// minRequeue is the sooner of two requeues, zero meaning none.
+func minRequeue(a, b time.Duration) time.Duration {
+	switch {
+	case a == 0:
+		return b
+	case b == 0:
+		return a
+	}
+	return min(a, b)
 }
 
 // keepReady tells whether Ready, for an unchanged digest, is left as it is:
@@ -237,19 +316,23 @@ func checkWasm(module []byte) string {
 }
 
 // SetupWithManager registers the reconciler; a Function is re-resolved when
-// its module ConfigMap or Secret changes.
+// its module ConfigMap or Secret, or its SBOM ConfigMap, changes.
 func (r *FunctionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &serverlessv1alpha1.Function{}, functionModuleIndex, func(o client.Object) []string {
 		m := o.(*serverlessv1alpha1.Function).Spec.Module
+		var names []string
 		switch {
 		case m.ConfigMap != nil:
-			return []string{m.ConfigMap.Name}
+			names = append(names, m.ConfigMap.Name)
 		case m.Secret != nil:
-			return []string{m.Secret.Name}
+			names = append(names, m.Secret.Name)
 		case m.OCI != nil && m.OCI.PullSecretRef != nil:
-			return []string{m.OCI.PullSecretRef.Name}
+			names = append(names, m.OCI.PullSecretRef.Name)
 		}
-		return nil
+		if sbom := o.(*serverlessv1alpha1.Function).Spec.SBOM; sbom != nil {
+			names = append(names, sbom.Name)
+		}
+		return names
 	}); err != nil {
 		return fmt.Errorf("indexing Functions by module source: %w", err)
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -439,11 +440,11 @@ func publicKeyBase64(k tuf.Key) (string, error) {
 }
 
 func newFirmwareSignCommand(streams genericiooptions.IOStreams) *cobra.Command {
-	var repoDir, keyDir, version, target string
+	var repoDir, keyDir, version, target, sbomFile string
 	var models []string
 	expiry := tuf.DefaultExpiry()
 	cmd := &cobra.Command{
-		Use:   "sign IMAGE --repo REPODIR --keys KEYDIR --version VERSION --model MODEL",
+		Use:   "sign IMAGE --repo REPODIR --keys KEYDIR --version VERSION --model MODEL [--sbom FILE]",
 		Short: "Add a firmware image to the repository and sign it",
 		Long: `Hash IMAGE, add it to the repository's targets with its version and
 compatible models, and publish new targets, snapshot and timestamp metadata
@@ -452,7 +453,11 @@ key; the signatures are written to REPODIR/releases/TARGET.json (TARGET with
 / replaced by _), from which publish builds the Firmware.
 
 The target path defaults to MODEL/VERSION/IMAGE-FILE-NAME, with the first
---model. Signing a target again replaces it; other targets are kept.`,
+--model. Signing a target again replaces it; other targets are kept.
+
+With --sbom, the length and SHA-256 of the image's SBOM (CycloneDX, SPDX or
+syft JSON, e.g. from "cairn sbom") are signed into the target, so a
+Firmware's scan gate judges exactly that document (publish --sbom uploads it).`,
 		Example: `  cairn firmware sign gw2-1.4.2.img --repo repo/ --keys keys/ --version 1.4.2 --model acme-gw-2 --model acme-gw-2b`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
@@ -529,7 +534,13 @@ The target path defaults to MODEL/VERSION/IMAGE-FILE-NAME, with the first
 				rel.Signatures = append(rel.Signatures, releaseSignature{KeyID: releaseKeyID(k.ID()), Value: sig})
 			}
 
-			if err := repo.AddTarget(target, size, sum, tuf.Firmware{Version: version, Models: models}); err != nil {
+			meta := tuf.Firmware{Version: version, Models: models}
+			if sbomFile != "" {
+				if meta.SBOM, err = sbomDigest(sbomFile); err != nil {
+					return err
+				}
+			}
+			if err := repo.AddTarget(target, size, sum, meta); err != nil {
 				return err
 			}
 			if err := repo.Publish(signers, time.Now()); err != nil {
@@ -555,6 +566,7 @@ The target path defaults to MODEL/VERSION/IMAGE-FILE-NAME, with the first
 	cmd.Flags().StringVar(&version, "version", "", "Firmware version (semantic versioning).")
 	cmd.Flags().StringArrayVar(&models, "model", nil, "Hardware model that can run the image (EdgeDevice spec.hardware.model); repeatable.")
 	cmd.Flags().StringVar(&target, "target", "", "Target path in the repository (default MODEL/VERSION/IMAGE-FILE-NAME).")
+	cmd.Flags().StringVar(&sbomFile, "sbom", "", "SBOM of the image (JSON) whose digest is signed with it.")
 	addExpiryFlags(cmd.Flags(), &expiry, tuf.RoleTargets, tuf.RoleSnapshot, tuf.RoleTimestamp)
 	_ = cmd.MarkFlagDirname("repo")
 	_ = cmd.MarkFlagDirname("keys")
@@ -625,4 +637,17 @@ Run publish (or refresh --apply) afterwards to update the cluster.`,
 	_ = cmd.MarkFlagDirname("keys")
 	_ = cmd.MarkFlagDirname("new-keys")
 	return cmd
+}
+
+// sbomDigest hashes an SBOM file, refusing what is not a JSON document.
+func sbomDigest(file string) (*tuf.SBOMDigest, error) {
+	doc, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("reading SBOM: %w", err)
+	}
+	if !json.Valid(doc) {
+		return nil, fmt.Errorf("--sbom %s is not a JSON document (CycloneDX, SPDX or syft JSON)", file)
+	}
+	sum := sha256.Sum256(doc)
+	return &tuf.SBOMDigest{Length: int64(len(doc)), SHA256: hex.EncodeToString(sum[:])}, nil
 }

@@ -1,13 +1,18 @@
 package cli
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -189,6 +194,7 @@ func trustedKeysConfigMap(repo *tuf.Repository, name, namespace string) (*unstru
 type firmwarePublishOptions struct {
 	objectOutput
 	repoDir, target, url, oci, image, repoName string
+	sbom, failOn                               string
 	insecure                                   bool
 	waves                                      []int
 	wavePause, maxUnavailable, selector        string
@@ -199,7 +205,7 @@ type firmwarePublishOptions struct {
 func newFirmwarePublishCommand(f *factory, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &firmwarePublishOptions{}
 	cmd := &cobra.Command{
-		Use:   "publish NAME --repo REPODIR --target PATH (--url URL | --oci REF --image IMAGE)",
+		Use:   "publish NAME --repo REPODIR --target PATH (--url URL | --oci REF --image IMAGE) [--sbom FILE [--fail-on SEVERITY]]",
 		Short: "Publish a signed firmware release to the cluster as a Firmware rollout",
 		Long: `Server-side apply (field manager "cairn"), in this order:
 
@@ -207,8 +213,12 @@ func newFirmwarePublishCommand(f *factory, streams genericiooptions.IOStreams) *
   ConfigMap REPOSITORY-NAME-keys  the repository's targets keys (key ID -> base64
                                   public key), which the controller trusts for
                                   release signatures
+  ConfigMap NAME-sbom             with --sbom: the SBOM (gzip), whose digest
+                                  "cairn firmware sign --sbom" signed
   Firmware NAME                   the release signed by "cairn firmware sign"
-                                  for target PATH, rolled out as the flags say
+                                  for target PATH, rolled out as the flags say;
+                                  with --fail-on, no device is updated while
+                                  the SBOM has findings of that severity
 
 The image is downloaded by devices from --url, or from the OCI artifact
 --oci: with --oci, IMAGE is pushed first as an artifact with a single
@@ -244,6 +254,8 @@ credentials (docker login), and the Firmware pins the pushed digest. With
 	fl.StringVarP(&o.selector, "selector", "l", "", "Label selector of the EdgeDevices to update (k=v,k2 in (a,b)); default every compatible device.")
 	fl.BoolVar(&o.paused, "paused", false, "Create the rollout paused.")
 	fl.BoolVar(&o.noAutoRollback, "no-auto-rollback", false, "Do not roll failed devices back automatically.")
+	fl.StringVar(&o.sbom, "sbom", "", "SBOM of the image, as signed with sign --sbom; stored in ConfigMap NAME-sbom.")
+	fl.StringVar(&o.failOn, "fail-on", "", "With --sbom: hold the rollout while the SBOM has findings of this severity or higher (negligible, low, medium, high, critical).")
 	o.addFlags(fl)
 	_ = cmd.MarkFlagDirname("repo")
 	_ = cmd.MarkFlagFilename("image")
@@ -266,6 +278,10 @@ func (o *firmwarePublishOptions) validate() error {
 		return errors.New("--image is pushed with --oci; with --url, upload the image yourself")
 	case o.repoName == "":
 		return errors.New("--repository-name must not be empty")
+	case o.failOn != "" && o.sbom == "":
+		return errors.New("--fail-on needs --sbom: a firmware image is scanned through its SBOM")
+	case o.failOn != "" && !slices.Contains([]string{"negligible", "low", "medium", "high", "critical"}, strings.ToLower(o.failOn)):
+		return fmt.Errorf("invalid --fail-on %q: want negligible, low, medium, high or critical", o.failOn)
 	case o.failureThreshold < 0 || o.failureThreshold > 100:
 		return fmt.Errorf("invalid --failure-threshold %d: must be between 0 and 100", o.failureThreshold)
 	case o.wavePause != "" && !durationPattern.MatchString(o.wavePause):
@@ -377,7 +393,20 @@ func (o *firmwarePublishOptions) run(ctx context.Context, f *factory, streams ge
 			"rollout": rollout,
 		},
 	}}
-	return o.applyAll(ctx, f, streams, []*unstructured.Unstructured{repoCM, keysCM, fw})
+	objs := []*unstructured.Unstructured{repoCM, keysCM}
+	if o.sbom != "" {
+		sbomCM, err := o.sbomConfigMap(tf, fwName+"-sbom", namespace)
+		if err != nil {
+			return err
+		}
+		spec := fw.Object["spec"].(map[string]any)
+		spec["sbom"] = map[string]any{"name": sbomCM.GetName(), "key": sbomKey}
+		if o.failOn != "" {
+			spec["scanPolicy"] = map[string]any{"failOn": strings.ToUpper(o.failOn[:1]) + strings.ToLower(o.failOn[1:])}
+		}
+		objs = append(objs, sbomCM)
+	}
+	return o.applyAll(ctx, f, streams, append(objs, fw))
 }
 
 func (o *firmwarePublishOptions) rollout() (map[string]any, error) {
@@ -556,4 +585,45 @@ func timestampVersion(repo *tuf.Repository) (int64, time.Time, error) {
 		return 0, time.Time{}, fmt.Errorf("reading %s: %w", tuf.TimestampFile, err)
 	}
 	return env.Signed.Version, env.Signed.Expires, nil
+}
+
+// sbomKey is the key of the SBOM ConfigMap: gzip keeps SBOMs of whole
+// root filesystems under the 1 MiB a ConfigMap holds.
+const sbomKey = "sbom.json.gz"
+
+// sbomConfigMap stores the SBOM gzip-compressed, after checking it is the
+// one signed into the target.
+func (o *firmwarePublishOptions) sbomConfigMap(tf tuf.TargetFile, name, namespace string) (*unstructured.Unstructured, error) {
+	signed, err := tf.Firmware()
+	if err != nil || signed.SBOM == nil {
+		return nil, fmt.Errorf("target %s was signed without --sbom; sign it again with cairn firmware sign --sbom %s", o.target, o.sbom)
+	}
+	got, err := sbomDigest(o.sbom)
+	if err != nil {
+		return nil, err
+	}
+	if *got != *signed.SBOM {
+		return nil, fmt.Errorf("--sbom %s (sha256 %s) is not the SBOM signed into target %s (sha256 %s)", o.sbom, got.SHA256, o.target, signed.SBOM.SHA256)
+	}
+	doc, err := os.ReadFile(o.sbom)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if _, err := zw.Write(doc); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	if buf.Len() > maxConfigMapBytes {
+		return nil, fmt.Errorf("the SBOM is %d bytes compressed, more than the %d bytes a ConfigMap holds", buf.Len(), maxConfigMapBytes)
+	}
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1",
+		"kind":       "ConfigMap",
+		"metadata":   map[string]any{"name": name, "namespace": namespace},
+		"binaryData": map[string]any{sbomKey: base64.StdEncoding.EncodeToString(buf.Bytes())},
+	}}, nil
 }

@@ -318,6 +318,10 @@ func TestFirmwarePublishErrors(t *testing.T) {
 	other, _ := writeImage(t, dir, "other.img", 100)
 	mustSucceed(t, firmwareRun(t, "firmware", "sign", image, "--repo", repoDir, "--keys", keys, "--version", "1.0.0", "--model", "gw"))
 	base := []string{"firmware", "publish", "fw", "--repo", repoDir, "--target", "gw/1.0.0/fw.img", "--dry-run=client"}
+	sbom := filepath.Join(dir, "fw.cdx.json")
+	if err := os.WriteFile(sbom, []byte(`{"bomFormat":"CycloneDX","specVersion":"1.6","components":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -334,11 +338,38 @@ func TestFirmwarePublishErrors(t *testing.T) {
 		{[]string{"--url", "https://a/b", "--dry-run=maybe"}, "invalid --dry-run"},
 		{[]string{"--oci", "r.example/a:b", "--image", other}, "differs from the signed"},
 		{[]string{"--url", "https://a/b", "--target", "gw/2.0.0/fw.img"}, "sign the image first"},
+		{[]string{"--url", "https://a/b", "--fail-on", "high"}, "--fail-on needs --sbom"},
+		{[]string{"--url", "https://a/b", "--sbom", sbom, "--fail-on", "severe"}, "invalid --fail-on"},
+		{[]string{"--url", "https://a/b", "--sbom", sbom}, "signed without --sbom"},
 	} {
 		r := firmwareRun(t, append(append([]string{}, base...), tc.args...)...)
 		if r.code == 0 || !strings.Contains(r.stderr, tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want an error with %q", tc.args, r.code, r.stderr, tc.want)
 		}
+	}
+
+	// Signed with the SBOM: publish stores that document and no other.
+	image2, _ := writeImage(t, dir, "fw2.img", 100)
+	mustSucceed(t, firmwareRun(t, "firmware", "sign", image2, "--repo", repoDir, "--keys", keys, "--version", "1.0.1", "--model", "gw", "--sbom", sbom))
+	swapped := filepath.Join(dir, "other.cdx.json")
+	if err := os.WriteFile(swapped, []byte(`{"bomFormat":"CycloneDX","specVersion":"1.6"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	signed := []string{"firmware", "publish", "fw2", "--repo", repoDir, "--target", "gw/1.0.1/fw2.img", "--url", "https://a/b", "--dry-run=client", "-o", "yaml"}
+	if r := firmwareRun(t, append(append([]string{}, signed...), "--sbom", swapped)...); r.code == 0 || !strings.Contains(r.stderr, "is not the SBOM signed into target") {
+		t.Errorf("swapped SBOM: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r := mustSucceed(t, firmwareRun(t, append(append([]string{}, signed...), "--sbom", sbom, "--fail-on", "HIGH")...))
+	for _, want := range []string{"name: fw2-sbom", "sbom.json.gz: ", "key: sbom.json.gz", "failOn: High"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("publish output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bad.json"), []byte("not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := firmwareRun(t, "firmware", "sign", image2, "--repo", repoDir, "--keys", keys, "--version", "1.0.2", "--model", "gw", "--sbom", filepath.Join(dir, "bad.json")); r.code == 0 || !strings.Contains(r.stderr, "not a JSON document") {
+		t.Errorf("non-JSON SBOM: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
 

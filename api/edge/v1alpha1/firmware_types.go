@@ -9,6 +9,7 @@ import (
 
 // FirmwareSpec is a signed firmware image and how to roll it out.
 // +kubebuilder:validation:XValidation:rule="self.signatures.threshold <= size(self.signatures.signatures)",message="signatures.threshold cannot exceed the number of signatures"
+// +kubebuilder:validation:XValidation:rule="!has(self.scanPolicy) || has(self.sbom)",message="scanPolicy needs spec.sbom: a firmware image is scanned through its signed SBOM"
 type FirmwareSpec struct {
 	// Version of the firmware, semantic versioning 2.0 ("1.4.2", "2.0.0-rc.1").
 	// +kubebuilder:validation:MaxLength=128
@@ -36,6 +37,19 @@ type FirmwareSpec struct {
 
 	// Rollout selects devices and paces the update.
 	Rollout Rollout `json:"rollout"`
+
+	// SBOM names the ConfigMap key holding the image's software bill of
+	// materials (CycloneDX, SPDX or syft JSON; gzip-compressed when the key
+	// ends in ".gz"), as "cairn firmware publish --sbom" stores it. Its
+	// length and SHA-256 must equal the ones signed into the TUF target
+	// ("cairn firmware sign --sbom"), so the SBOM cannot be swapped.
+	// +optional
+	SBOM *common.KeySelector `json:"sbom,omitempty"`
+
+	// ScanPolicy gates the rollout on a vulnerability scan of the SBOM: no
+	// device is assigned the image while findings meet failOn.
+	// +optional
+	ScanPolicy *common.ScanPolicy `json:"scanPolicy,omitempty"`
 }
 
 // RepositoryTarget is one target of a TUF repository kept in a ConfigMap
@@ -319,6 +333,10 @@ type FirmwareStatus struct {
 	// reports: "<name>:<first 12 hex of the image sha256>".
 	// +optional
 	Rollout string `json:"rollout,omitempty"`
+
+	// Scan is the vulnerability scan of spec.sbom, with scanPolicy.
+	// +optional
+	Scan *common.ScanResult `json:"scan,omitempty"`
 
 	// DeviceStatuses is each targeted device's phase.
 	// +optional

@@ -80,7 +80,7 @@ type GitRepoSpec struct {
 	// ScanPolicy gates the apply on a vulnerability scan of the images the
 	// manifests reference.
 	// +optional
-	ScanPolicy *ScanPolicy `json:"scanPolicy,omitempty"`
+	ScanPolicy *common.ScanPolicy `json:"scanPolicy,omitempty"`
 }
 
 // GitRef selects a revision; set at most one field.
@@ -127,46 +127,6 @@ type GitWebhook struct {
 	// SecretRef names a Secret whose "token" key signs the payloads
 	// (X-Hub-Signature-256 HMAC).
 	SecretRef common.LocalObjectReference `json:"secretRef"`
-}
-
-// Severity of a vulnerability.
-// +kubebuilder:validation:Enum=Negligible;Low;Medium;High;Critical
-type Severity string
-
-// ScanPolicy decides whether scan findings block an apply.
-type ScanPolicy struct {
-	// FailOn blocks the apply when a finding has this severity or higher.
-	// Unset reports findings without blocking.
-	// +optional
-	FailOn *Severity `json:"failOn,omitempty"`
-
-	// Ignore lists accepted vulnerabilities.
-	// +optional
-	// +listType=map
-	// +listMapKey=id
-	// +kubebuilder:validation:MaxItems=256
-	Ignore []IgnoredVulnerability `json:"ignore,omitempty"`
-
-	// VEX names a ConfigMap key with an OpenVEX document; "not_affected" and
-	// "fixed" statements suppress findings.
-	// +optional
-	VEX *common.KeySelector `json:"vex,omitempty"`
-}
-
-// IgnoredVulnerability is an accepted finding, with the reason recorded.
-type IgnoredVulnerability struct {
-	// ID of the vulnerability (CVE-…, GHSA-…).
-	// +kubebuilder:validation:Pattern=`^(CVE-[0-9]{4}-[0-9]{4,}|GHSA(-[23456789cfghjmpqrvwx]{4}){3}|[A-Z]+-[0-9A-Za-z-]+)$`
-	ID string `json:"id"`
-
-	// Reason it is accepted.
-	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=1024
-	Reason string `json:"reason"`
-
-	// Until is when the exception expires.
-	// +optional
-	Until *metav1.Time `json:"until,omitempty"`
 }
 
 // InventoryEntry is one object applied from git.
@@ -222,26 +182,7 @@ type ImageScan struct {
 	// Image as the manifests reference it.
 	Image string `json:"image"`
 
-	// Digest of the manifest that was scanned.
-	// +optional
-	Digest string `json:"digest,omitempty"`
-
-	// Findings counts the findings by severity.
-	// +optional
-	Findings map[string]int `json:"findings,omitempty"`
-
-	// Blocking lists the findings that meet failOn and are not ignored, as
-	// "ID (Severity) in package version" (at most 20).
-	// +optional
-	Blocking []string `json:"blocking,omitempty"`
-
-	// Ignored lists the IDs of findings the ignore list accepted.
-	// +optional
-	Ignored []string `json:"ignored,omitempty"`
-
-	// DBBuilt is when the vulnerability database used was built.
-	// +optional
-	DBBuilt *metav1.Time `json:"dbBuilt,omitempty"`
+	common.ScanResult `json:",inline"`
 }
 
 // GitRepo pulls manifests from a git repository and keeps the cluster in

@@ -9,6 +9,8 @@ import (
 // FunctionSpec is a WebAssembly module and how it is run.
 // +kubebuilder:validation:XValidation:rule="!has(self.triggers) || !has(self.triggers.mqtt) || size(self.triggers.mqtt) == 0 || has(self.placement.edgeSelector)",message="mqtt triggers need placement.edgeSelector: they run on edge agents"
 // +kubebuilder:validation:XValidation:rule="self.abi == 'Reactor' || self.isolation == 'PerRequest'",message="abi Command needs isolation PerRequest: a WASI command runs once per instance"
+// +kubebuilder:validation:XValidation:rule="!has(self.scanPolicy) || has(self.sbom)",message="scanPolicy needs spec.sbom: wasm modules carry no package list to scan"
+// +kubebuilder:validation:XValidation:rule="!has(self.scanPolicy) || !has(self.scanPolicy.vex)",message="scanPolicy.vex is not supported yet; list accepted findings in scanPolicy.ignore"
 type FunctionSpec struct {
 	// Module is where the .wasm comes from.
 	Module ModuleSource `json:"module"`
@@ -55,6 +57,24 @@ type FunctionSpec struct {
 	// Triggers that invoke the function besides Routes.
 	// +optional
 	Triggers *Triggers `json:"triggers,omitempty"`
+
+	// SBOM is a ConfigMap key holding a software bill of materials of the
+	// module (CycloneDX JSON, SPDX JSON or syft JSON), in data or
+	// binaryData. A WebAssembly module carries no package database a
+	// scanner could read, so the SBOM comes with it: generate it from the
+	// module's source tree with `cairn sbom DIR` (or the toolchain's own
+	// SBOM), as registries like Harbor attach SBOMs to artifacts. Used by
+	// scanPolicy.
+	// +optional
+	SBOM *common.KeySelector `json:"sbom,omitempty"`
+
+	// ScanPolicy gates the module on the vulnerabilities the scanner finds
+	// in spec.sbom: function hosts load the module only once the
+	// controller has scanned the SBOM and the findings pass (condition
+	// Accepted). Needs the manager's scanner (--scanner-url); without it,
+	// nothing is loaded. Unset: the module is not scanned.
+	// +optional
+	ScanPolicy *common.ScanPolicy `json:"scanPolicy,omitempty"`
 }
 
 // ModuleSource locates a WebAssembly module; set exactly one field.
@@ -226,7 +246,9 @@ type FunctionStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// Conditions: Accepted (valid; a ConfigMap or Secret module is found and
-	// is WebAssembly), Ready (compiled by the function hosts).
+	// is WebAssembly; with a scanPolicy, its SBOM passed the scan — reasons
+	// SBOMNotFound, ScanBlocked, ScanFailed, ScanUnavailable otherwise),
+	// Ready (compiled by the function hosts).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -248,6 +270,11 @@ type FunctionStatus struct {
 	// CompileTime reported by the host that compiled the current digest.
 	// +optional
 	CompileTime *metav1.Duration `json:"compileTime,omitempty"`
+
+	// Scan is the last vulnerability scan of spec.sbom, when a scanPolicy
+	// is set; its digest is the SBOM's.
+	// +optional
+	Scan *common.ScanResult `json:"scan,omitempty"`
 }
 
 // Function is a WebAssembly module served by Cairn's function hosts behind

@@ -1,9 +1,10 @@
 // Package hostsync keeps a function host in sync with the cluster: it loads
 // the Functions placed in the cluster (spec.placement.cluster) into a
 // funchost.Host once the manager's Function controller has resolved their
-// digest, replaces them when the module or the spec changes, removes them
-// when they are deleted, and reports compilation on the Function's Ready
-// condition. A Registry serves the loaded Functions over HTTP.
+// digest (and, with a scanPolicy, recorded a passing scan of their SBOM for
+// the current generation), replaces them when the module or the spec
+// changes, removes them when they are deleted, and reports compilation on
+// the Function's Ready condition. A Registry serves the loaded Functions over HTTP.
 //
 // ConfigMap, Secret, URL and OCI modules are loaded (URL and OCI modules
 // only when their content matches the digest), with either ABI (Reactor, or
@@ -113,6 +114,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		// or invalid: nothing to serve.
 		log.V(1).Info("waiting for the Function controller to resolve the module digest")
 		r.unload(ctx, key, "its module is not resolved")
+		return ctrl.Result{}, nil
+	}
+	if !serverless.GatePassed(&fn) {
+		// A scanPolicy is set and the controller has not recorded a passing
+		// scan for this generation yet: load nothing new. What is loaded
+		// passed for an earlier generation; the controller clears the
+		// digest (unloading it, above) if this one does not pass.
+		log.V(1).Info("waiting for the Function controller to scan the module's SBOM")
 		return ctrl.Result{}, nil
 	}
 	cfg, err := configFor(&fn)

@@ -109,6 +109,16 @@ type TargetFile struct {
 type Firmware struct {
 	Version string   `json:"version"`
 	Models  []string `json:"models"`
+	// SBOM pins the release's software bill of materials, so the SBOM a
+	// scan gate judges is the one the release was signed with.
+	SBOM *SBOMDigest `json:"sbom,omitempty"`
+}
+
+// SBOMDigest identifies an SBOM document (uncompressed) by length and
+// SHA-256 (lowercase hex).
+type SBOMDigest struct {
+	Length int64  `json:"length"`
+	SHA256 string `json:"sha256"`
 }
 
 // Firmware decodes the target's custom metadata.

@@ -12,6 +12,9 @@ import (
 const (
 	// ScanImagePath takes a ScanImageRequest and answers a report.Report.
 	ScanImagePath = "/v1/scan/image"
+	// ScanSBOMPath takes an SBOM document (CycloneDX, SPDX or syft JSON) as
+	// the body and answers a report.Report whose SBOMDigest is its sha256.
+	ScanSBOMPath = "/v1/scan/sbom"
 	// HealthPath answers 200 when a vulnerability database is loaded.
 	HealthPath = "/healthz"
 )
@@ -27,6 +30,7 @@ type ScanImageRequest struct {
 // the image (fix the manifest) from one of the scanner (retry).
 const (
 	CodeBadRequest    = "BadRequest"
+	CodeInvalidSBOM   = "InvalidSBOM"
 	CodeImageNotFound = "ImageNotFound"
 	CodeUnauthorized  = "Unauthorized"
 	CodeNoDatabase    = "NoDatabase"

@@ -32,12 +32,12 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Message }
 
-// ImageProblem reports whether the scanner refused because of the image
-// itself (missing, or not readable with the scanner's credentials), rather
-// than a problem of its own.
+// ImageProblem reports whether the scanner refused because of what it was
+// given (an image missing or not readable with the scanner's credentials,
+// an SBOM it cannot parse), rather than a problem of its own.
 func ImageProblem(err error) bool {
 	var e *Error
-	return errors.As(err, &e) && (e.Code == CodeImageNotFound || e.Code == CodeUnauthorized || e.Code == CodeBadRequest)
+	return errors.As(err, &e) && (e.Code == CodeImageNotFound || e.Code == CodeUnauthorized || e.Code == CodeBadRequest || e.Code == CodeInvalidSBOM)
 }
 
 // ScanImage asks the scanner for a report on image.
@@ -46,7 +46,16 @@ func (c *Client) ScanImage(ctx context.Context, image string) (report.Report, er
 	if err != nil {
 		return report.Report{}, fmt.Errorf("encoding scan request: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.BaseURL, "/")+ScanImagePath, bytes.NewReader(body))
+	return c.post(ctx, ScanImagePath, bytes.NewReader(body))
+}
+
+// ScanSBOM asks the scanner to match an SBOM document.
+func (c *Client) ScanSBOM(ctx context.Context, sbom io.Reader) (report.Report, error) {
+	return c.post(ctx, ScanSBOMPath, sbom)
+}
+
+func (c *Client) post(ctx context.Context, path string, body io.Reader) (report.Report, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.BaseURL, "/")+path, body)
 	if err != nil {
 		return report.Report{}, fmt.Errorf("scanner request: %w", err)
 	}

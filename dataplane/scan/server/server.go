@@ -5,11 +5,15 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -71,6 +75,7 @@ func New(o Options) (*Server, error) {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+scanapi.ScanImagePath, s.authorized(s.scanImage))
+	mux.HandleFunc("POST "+scanapi.ScanSBOMPath, s.authorized(s.scanSBOM))
 	mux.HandleFunc("GET "+scanapi.HealthPath, s.health)
 	return mux
 }
@@ -130,20 +135,61 @@ func (s *Server) scanImage(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(rep)
 }
 
+// MaxSBOMBytes bounds an SBOM sent for matching.
+const MaxSBOMBytes = 64 << 20
+
+func (s *Server) scanSBOM(w http.ResponseWriter, r *http.Request) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxSBOMBytes))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, scanapi.CodeBadRequest, fmt.Sprintf("SBOM larger than %d bytes", MaxSBOMBytes))
+		return
+	}
+	sum := sha256.Sum256(data)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	rep, cached, err := s.cachedScan(r.Context(), digest, func(ctx context.Context) (report.Report, error) {
+		rep, _, err := s.opts.Scanner.ScanSBOM(ctx, bytes.NewReader(data))
+		return rep, err
+	})
+	if err != nil {
+		code, status := classify(err)
+		if code == scanapi.CodeScanFailed && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			// Everything but the database and the context comes from the
+			// document itself.
+			code, status = scanapi.CodeInvalidSBOM, http.StatusUnprocessableEntity
+		}
+		s.metrics.scans.WithLabelValues(code).Inc()
+		writeError(w, status, code, err.Error())
+		return
+	}
+	s.metrics.scans.WithLabelValues(map[bool]string{true: "cached", false: "scanned"}[cached]).Inc()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(rep)
+}
+
 // scan resolves the tag, answers from the cache when this digest was
 // scanned with this database, and scans otherwise.
 func (s *Server) scan(ctx context.Context, image string) (report.Report, bool, error) {
-	built, err := s.opts.Scanner.DBBuilt()
-	if err != nil {
-		return report.Report{}, false, err
-	}
 	pinned, err := s.opts.Scanner.ResolveImage(ctx, image)
 	if err != nil {
 		return report.Report{}, false, err
 	}
-	key := pinned + " " + built
+	rep, cached, err := s.cachedScan(ctx, pinned, func(ctx context.Context) (report.Report, error) {
+		rep, _, err := s.opts.Scanner.ScanImage(ctx, pinned)
+		return rep, err
+	})
+	rep.Subject = image
+	return rep, cached, err
+}
+
+// cachedScan answers from the cache for (key, database build) or runs
+// scan in one of the bounded slots.
+func (s *Server) cachedScan(ctx context.Context, key string, scan func(context.Context) (report.Report, error)) (report.Report, bool, error) {
+	built, err := s.opts.Scanner.DBBuilt()
+	if err != nil {
+		return report.Report{}, false, err
+	}
+	key += " " + built
 	if rep, ok := s.cached(key); ok {
-		rep.Subject = image
 		return rep, true, nil
 	}
 	select {
@@ -153,13 +199,12 @@ func (s *Server) scan(ctx context.Context, image string) (report.Report, bool, e
 		return report.Report{}, false, fmt.Errorf("waiting for a scan slot: %w", ctx.Err())
 	}
 	start := time.Now()
-	rep, _, err := s.opts.Scanner.ScanImage(ctx, pinned)
+	rep, err := scan(ctx)
 	if err != nil {
 		return report.Report{}, false, err
 	}
 	s.metrics.duration.Observe(time.Since(start).Seconds())
 	s.store(key, rep)
-	rep.Subject = image
 	return rep, false, nil
 }
 

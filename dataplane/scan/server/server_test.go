@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -71,6 +72,25 @@ func TestServer(t *testing.T) {
 	}
 	if _, err := (&scanapi.Client{BaseURL: hs.URL}).ScanImage(ctx, image); err == nil || !strings.Contains(err.Error(), "bearer token") {
 		t.Errorf("no token: %v", err)
+	}
+
+	sb, err := scan.GenerateSBOM(ctx, scan.Image(image, scan.RegistryOptions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc bytes.Buffer
+	if err := scan.EncodeSBOM(&doc, sb, scan.FormatCycloneDXJSON); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = client.ScanSBOM(ctx, bytes.NewReader(doc.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(rep.SBOMDigest, "sha256:") || len(rep.Findings) != 1 || rep.Findings[0].ID != scantest.GoVulnID {
+		t.Errorf("SBOM report = %+v, want the digest and %s", rep, scantest.GoVulnID)
+	}
+	if _, err := client.ScanSBOM(ctx, strings.NewReader(`{"not":"an sbom"}`)); !errors.As(err, &apiErr) || apiErr.Code != scanapi.CodeInvalidSBOM || !scanapi.ImageProblem(err) {
+		t.Errorf("invalid SBOM: %v", err)
 	}
 
 	empty := scan.NewScanner(scan.Options{DBDir: t.TempDir()})
