@@ -256,7 +256,8 @@ func TestScanErrors(t *testing.T) {
 }
 
 // TestConcurrentScans shares one Scanner (and the process-wide syft
-// licence scanner) between parallel scans, as the scanner service does.
+// licence scanner) between parallel scans, as the scanner service does,
+// and reloads the database meanwhile, as its mirror loop does.
 func TestConcurrentScans(t *testing.T) {
 	host := scantest.StartRegistry(t)
 	scantest.Push(t, host, "cairn/app:conc", scantest.BuildImage(t, scantest.ImageOptions{}))
@@ -273,6 +274,12 @@ func TestConcurrentScans(t *testing.T) {
 			}
 			errs <- err
 		}()
+	}
+	// A database update reloads while scans run: they finish on the old one.
+	for range 3 {
+		if err := sc.Reload(); err != nil {
+			t.Error(err)
+		}
 	}
 	for range 3 {
 		if err := <-errs; err != nil {

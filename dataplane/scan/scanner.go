@@ -29,11 +29,26 @@ type Scanner struct {
 
 	mu sync.Mutex
 	db *DB
+	// inUse is read-held by every scan for its whole run, so Reload and
+	// Close wait for scans in flight instead of closing the DB under them.
+	inUse sync.RWMutex
 }
 
 // NewScanner returns a Scanner; it does not touch the DB until first use,
 // so a scanner can be constructed before any DB has been imported.
 func NewScanner(opts Options) *Scanner { return &Scanner{opts: opts} }
+
+// acquire returns the open DB and a release func to call when the scan is
+// done with it.
+func (s *Scanner) acquire() (*DB, func(), error) {
+	s.inUse.RLock()
+	db, err := s.openDB()
+	if err != nil {
+		s.inUse.RUnlock()
+		return nil, nil, err
+	}
+	return db, s.inUse.RUnlock, nil
+}
 
 func (s *Scanner) openDB() (*DB, error) {
 	s.mu.Lock()
@@ -48,11 +63,14 @@ func (s *Scanner) openDB() (*DB, error) {
 	return s.db, nil
 }
 
-// Reload drops the open DB so the next scan opens the newly imported one.
+// Reload drops the open DB so the next scan opens the newly imported one;
+// it waits for scans in flight, which finish on the old one.
 func (s *Scanner) Reload() error { return s.Close() }
 
-// Close releases the DB.
+// Close releases the DB once no scan uses it.
 func (s *Scanner) Close() error {
+	s.inUse.Lock()
+	defer s.inUse.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.db == nil {
@@ -83,10 +101,11 @@ func (s *Scanner) ScanSource(ctx context.Context, src Source) (report.Report, *s
 // JSON) without cataloguing anything.
 func (s *Scanner) ScanSBOM(ctx context.Context, r io.Reader) (report.Report, *sbom.SBOM, error) {
 	// Open the DB first so "no DB" is reported before parsing errors.
-	db, err := s.openDB()
+	db, release, err := s.acquire()
 	if err != nil {
 		return report.Report{}, nil, err
 	}
+	defer release()
 	raw, err := io.ReadAll(r)
 	if err != nil {
 		return report.Report{}, nil, fmt.Errorf("read SBOM: %w", err)
@@ -102,10 +121,11 @@ func (s *Scanner) ScanSBOM(ctx context.Context, r io.Reader) (report.Report, *sb
 
 func (s *Scanner) scan(ctx context.Context, src Source) (report.Report, *sbom.SBOM, error) {
 	// Fail fast on a missing DB before spending a pull and a catalogue.
-	db, err := s.openDB()
+	db, release, err := s.acquire()
 	if err != nil {
 		return report.Report{}, nil, err
 	}
+	defer release()
 	sb, digest, err := generateSBOM(ctx, src)
 	if err != nil {
 		return report.Report{}, nil, err
