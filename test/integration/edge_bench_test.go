@@ -112,11 +112,7 @@ func BenchmarkEdgeFleet(b *testing.B) {
 	if sizes == "" {
 		sizes = "1000,10000"
 	}
-	bin := filepath.Join(b.TempDir(), "edge-agent")
-	build := exec.Command("go", "build", "-o", bin, "github.com/cairn-platform/cairn/cmd/edge-agent")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("building edge-agent: %v\n%s", err, out)
-	}
+	bin := buildCommand(b, b.TempDir(), "edge-agent")
 	for _, s := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n <= 0 {

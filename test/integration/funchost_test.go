@@ -54,12 +54,7 @@ func TestFunchostProcess(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 
-	bin := filepath.Join(dir, "funchost")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/funchost")
-	build.Dir = e.Root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building funchost: %v\n%s", err, out)
-	}
+	bin := buildCommand(t, dir, "funchost")
 	kubeconfig := funchostKubeconfig(t, dir)
 	// Other tests' Functions are not this host's business.
 	ns := newNamespace(t)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -54,12 +53,7 @@ func TestFunctionScanGate(t *testing.T) {
 	})
 	ctx := context.Background()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "funchost")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/funchost")
-	build.Dir = e.Root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building funchost: %v\n%s", err, out)
-	}
+	bin := buildCommand(t, dir, "funchost")
 	ns := newNamespace(t)
 	host := startFunchost(t, bin, funchostKubeconfig(t, dir), filepath.Join(dir, "cache"), "scan-host", ns)
 	served := func(ctx context.Context) (int, string, error) {

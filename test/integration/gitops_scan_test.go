@@ -30,14 +30,9 @@ import (
 // an operator would, and returns its base URL.
 func startScanner(t *testing.T) string {
 	t.Helper()
-	e := requireEnv(t)
+	requireEnv(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "scanner")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/scanner")
-	build.Dir = e.Root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the scanner: %v\n%s", err, out)
-	}
+	bin := buildCommand(t, dir, "scanner")
 	dbBuild := filepath.Join(dir, "dbbuild")
 	scantest.BuildDB(t, dbBuild, scantest.DefaultVulns())
 	archive := scantest.PackageDB(t, dbBuild)

@@ -79,12 +79,7 @@ func TestManagerProcess(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 
-	bin := filepath.Join(dir, "manager")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/manager")
-	build.Dir = e.Root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building manager: %v\n%s", err, out)
-	}
+	bin := buildCommand(t, dir, "manager")
 	kubeconfig, err := e.Kubeconfig(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -111,10 +111,7 @@ func startEdgeOTA(t testing.TB) *otaEnv {
 		t.Fatal(err)
 	}
 	o.rootFile = filepath.Join(o.dir, "root.json")
-	o.agentBin = filepath.Join(o.dir, "edge-agent")
-	if out, err := exec.Command("go", "build", "-o", o.agentBin, "github.com/cairn-platform/cairn/cmd/edge-agent").CombinedOutput(); err != nil {
-		t.Fatalf("building edge-agent: %v\n%s", err, out)
-	}
+	o.agentBin = buildCommand(t, o.dir, "edge-agent")
 	return o
 }
 

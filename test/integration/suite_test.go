@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -113,4 +115,16 @@ func testLogger(tb testing.TB) logr.Logger {
 		return logr.Discard()
 	}
 	return testr.NewWithInterface(tb, testr.Options{})
+}
+
+// buildCommand builds cmd/<name> of this module into dir and returns the
+// binary's path (go's build cache makes repeated builds cheap).
+func buildCommand(tb testing.TB, dir, name string) string {
+	tb.Helper()
+	bin := filepath.Join(dir, name)
+	build := exec.Command("go", "build", "-o", bin, "github.com/cairn-platform/cairn/cmd/"+name)
+	if out, err := build.CombinedOutput(); err != nil {
+		tb.Fatalf("building %s: %v\n%s", name, err, out)
+	}
+	return bin
 }
