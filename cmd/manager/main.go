@@ -313,7 +313,9 @@ type httpRunnable struct {
 }
 
 func (h httpRunnable) Start(ctx context.Context) error {
-	srv := &http.Server{Addr: h.addr, Handler: h.handler, ReadHeaderTimeout: 10 * time.Second}
+	// ReadTimeout bounds slow request bodies (webhook deliveries); no
+	// WriteTimeout, since OTA downloads of big images take long.
+	srv := &http.Server{Addr: h.addr, Handler: h.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, MaxHeaderBytes: 64 << 10}
 	ln, err := net.Listen("tcp", h.addr)
 	if err != nil {
 		return fmt.Errorf("%s: %w", h.name, err)

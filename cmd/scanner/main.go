@@ -84,6 +84,8 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 			return fmt.Errorf("--token-file: %w", err)
 		}
 		token = strings.TrimSpace(string(b))
+	} else {
+		log.Info("WARNING: no --token-file: any client that reaches this port can make the scanner pull images with its registry credentials; keep the Service cluster-internal or set a token")
 	}
 	if o.dbImport != "" {
 		if err := scan.ImportDB(ctx, o.dbImport, o.dbDir); err != nil {

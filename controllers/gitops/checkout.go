@@ -64,14 +64,19 @@ func (c *checkoutCache) fetch(ctx context.Context, uid types.UID, generation int
 		return source.Artifact{}, err
 	}
 	c.mu.Lock()
-	old, had := c.entries[uid]
 	if c.entries == nil {
 		c.entries = map[types.UID]checkout{}
 	}
 	c.entries[uid] = checkout{generation: generation, artifact: art}
 	c.mu.Unlock()
-	if had && old.artifact.Dir != art.Dir {
-		_ = os.RemoveAll(old.artifact.Dir)
+	// Remove every other revision of this GitRepo, also those a previous
+	// run of the manager left behind.
+	if entries, err := os.ReadDir(parent); err == nil {
+		for _, e := range entries {
+			if p := filepath.Join(parent, e.Name()); p != art.Dir {
+				_ = os.RemoveAll(p)
+			}
+		}
 	}
 	return art, nil
 }

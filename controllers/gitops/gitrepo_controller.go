@@ -79,13 +79,17 @@ type GitRepoReconciler struct {
 
 	appliers  applierCache
 	checkouts checkoutCache
+	// apiReader reads what only deletion needs (ServiceAccounts,
+	// Namespaces) without caching every one of them in the cluster.
+	apiReader client.Reader
 }
 
 // +kubebuilder:rbac:groups=gitops.cairn.dev,resources=gitrepos,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=gitops.cairn.dev,resources=gitrepos/finalizers,verbs=update
 // +kubebuilder:rbac:groups=gitops.cairn.dev,resources=gitrepos/status,verbs=get;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=impersonate
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;impersonate
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get
 
 // Reconcile checks one GitRepo, syncs it unless it is invalid or suspended,
 // and records Accepted, Ready and Degraded.
@@ -98,7 +102,7 @@ func (r *GitRepoReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{}, r.finalize(ctx, &repo)
 	}
 	if !controllerutil.ContainsFinalizer(&repo, Finalizer) {
-		patch := client.MergeFrom(repo.DeepCopy())
+		patch := client.MergeFromWithOptions(repo.DeepCopy(), client.MergeFromWithOptimisticLock{})
 		controllerutil.AddFinalizer(&repo, Finalizer)
 		if err := r.Patch(ctx, &repo, patch); err != nil {
 			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
@@ -138,40 +142,93 @@ func (r *GitRepoReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	return res, err
 }
 
-// finalize prunes what the GitRepo applied, unless pruning is off or the
-// GitRepo is suspended (a suspended GitRepo changes nothing, not even on
-// its way out), then releases the object. Objects that fail to delete keep
-// the finalizer, and the failure is reported as an Event.
+// finalize prunes what the GitRepo applied, then releases the object.
+// Nothing is pruned when pruning is off, the GitRepo is suspended or in
+// Detect mode (both promise to change nothing), or its service account is
+// gone (it could delete nothing; its namespace is probably being deleted).
+// Objects that fail to delete keep the finalizer, unless the namespace is
+// terminating: a namespace must never hang on its GitRepo.
 func (r *GitRepoReconciler) finalize(ctx context.Context, repo *gitopsv1alpha1.GitRepo) error {
 	if !controllerutil.ContainsFinalizer(repo, Finalizer) {
 		return nil
 	}
-	if repo.Spec.Prune && !repo.Spec.Suspend && len(repo.Status.Inventory) > 0 {
-		inv, err := apply.FromInventory(repo.Status.Inventory)
-		if err != nil {
-			return fmt.Errorf("status.inventory: %w", err)
+	if skip, err := r.skipPrune(ctx, repo); err != nil {
+		return err
+	} else if skip == "" {
+		if err := r.pruneAll(ctx, repo); err != nil {
+			terminating, nsErr := r.namespaceTerminating(ctx, repo.Namespace)
+			if nsErr != nil || !terminating {
+				return errors.Join(err, nsErr)
+			}
+			kube.Warn(r.Recorder, repo, ReasonPruneFailed, "Prune", fmt.Sprintf("%v; the namespace is being deleted, so the GitRepo goes anyway", err))
 		}
-		applier, err := r.appliers.get(r.RestConfig, impersonatedUser(repo))
-		if err != nil {
-			return err
-		}
-		deleted, kept, err := applier.DeleteAll(ctx, inv)
-		if err != nil {
-			msg := fmt.Sprintf("deleting the GitRepo: %d object(s) could not be pruned (%v); the GitRepo waits until they can", len(kept), err)
-			kube.Warn(r.Recorder, repo, ReasonPruneFailed, "Prune", msg)
-			return errors.New(msg)
-		}
-		if len(deleted) > 0 {
-			r.Recorder.Eventf(repo, nil, corev1.EventTypeNormal, "Pruned", "Prune", "deleting the GitRepo: pruned %d object(s)", len(deleted))
-		}
+	} else if len(repo.Status.Inventory) > 0 {
+		r.Recorder.Eventf(repo, nil, corev1.EventTypeNormal, "PruneSkipped", "Prune", "deleting the GitRepo: %d object(s) stay in the cluster: %s", len(repo.Status.Inventory), skip)
 	}
 	r.checkouts.drop(repo.UID)
-	patch := client.MergeFrom(repo.DeepCopy())
+	patch := client.MergeFromWithOptions(repo.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(repo, Finalizer)
 	if err := r.Patch(ctx, repo, patch); err != nil {
 		return client.IgnoreNotFound(fmt.Errorf("removing finalizer: %w", err))
 	}
 	return nil
+}
+
+// skipPrune says why deleting the GitRepo must not prune, or "" to prune.
+func (r *GitRepoReconciler) skipPrune(ctx context.Context, repo *gitopsv1alpha1.GitRepo) (string, error) {
+	switch {
+	case !repo.Spec.Prune:
+		return "prune is false", nil
+	case repo.Spec.Suspend:
+		return "the GitRepo is suspended", nil
+	case strings.EqualFold(string(repo.Spec.DriftMode), string(gitopsv1alpha1.DriftModeDetect)):
+		return "driftMode is Detect", nil
+	case len(repo.Status.Inventory) == 0:
+		return "nothing was applied", nil
+	}
+	if sa := repo.Spec.ServiceAccountName; sa != "" {
+		found, err := kube.GetIfExists(ctx, r.apiReader, types.NamespacedName{Namespace: repo.Namespace, Name: sa}, &corev1.ServiceAccount{})
+		if err != nil {
+			return "", fmt.Errorf("reading service account %s: %w", sa, err)
+		}
+		if !found {
+			return fmt.Sprintf("service account %q, which applied them, is gone", sa), nil
+		}
+	}
+	return "", nil
+}
+
+// pruneAll deletes the inventory as the identity that applied it.
+func (r *GitRepoReconciler) pruneAll(ctx context.Context, repo *gitopsv1alpha1.GitRepo) error {
+	inv, err := apply.FromInventory(repo.Status.Inventory)
+	if err != nil {
+		return fmt.Errorf("status.inventory: %w", err)
+	}
+	applier, err := r.appliers.get(r.RestConfig, impersonatedUser(repo))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, duration(repo.Spec.Timeout, defaultTimeout))
+	defer cancel()
+	deleted, kept, err := applier.DeleteAll(ctx, inv)
+	if err != nil {
+		err = fmt.Errorf("deleting the GitRepo: %d object(s) could not be pruned: %w", len(kept), err)
+		kube.Warn(r.Recorder, repo, ReasonPruneFailed, "Prune", err.Error()+"; the GitRepo waits until they can")
+		return err
+	}
+	if len(deleted) > 0 {
+		r.Recorder.Eventf(repo, nil, corev1.EventTypeNormal, "Pruned", "Prune", "deleting the GitRepo: pruned %d object(s)", len(deleted))
+	}
+	return nil
+}
+
+func (r *GitRepoReconciler) namespaceTerminating(ctx context.Context, name string) (bool, error) {
+	var ns corev1.Namespace
+	found, err := kube.GetIfExists(ctx, r.apiReader, types.NamespacedName{Name: name}, &ns)
+	if err != nil {
+		return false, fmt.Errorf("reading namespace %s: %w", name, err)
+	}
+	return !found || !ns.DeletionTimestamp.IsZero(), nil
 }
 
 func (r *GitRepoReconciler) check(ctx context.Context, repo *gitopsv1alpha1.GitRepo) (string, []string, error) {
@@ -262,6 +319,7 @@ func (r *GitRepoReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.RestConfig = mgr.GetConfig()
 	}
 	r.checkouts.root = r.CheckoutDir
+	r.apiReader = mgr.GetAPIReader()
 	// Status writes must not trigger a sync (each would poll the server);
 	// a spec change or any annotation change (kubectl annotate …
 	// reconcile.cairn.dev/requestedAt=…) does.

@@ -82,13 +82,20 @@ func (r *GitRepoReconciler) sync(ctx context.Context, repo, base *gitopsv1alpha1
 	if sp := repo.Spec.ScanPolicy; sp != nil {
 		gate, err := r.scanGate(ctx, sp, objs)
 		repo.Status.ImageScans = gate.scans
+		// Only a scanner outage is worth retrying soon: a blocked or
+		// unscannable revision waits for a push, an image fix or a
+		// database update, found at the next interval (or webhook).
 		if err != nil {
-			r.failed(repo, base, scangate.Reason(err), "Scan", fmt.Sprintf("revision %s: %v", art.Revision, err))
-			return retry, nil
+			reason := scangate.Reason(err)
+			r.failed(repo, base, reason, "Scan", fmt.Sprintf("revision %s: %v", art.Revision, err))
+			if reason == ReasonScanUnavailable {
+				return retry, nil
+			}
+			return ctrl.Result{RequeueAfter: interval}, nil
 		}
 		if len(gate.blocked) > 0 {
 			r.failed(repo, base, ReasonScanBlocked, "Scan", fmt.Sprintf("revision %s: blocked by scanPolicy, nothing was applied: %s", art.Revision, strings.Join(gate.blocked, "; ")))
-			return retry, nil
+			return ctrl.Result{RequeueAfter: interval}, nil
 		}
 	} else {
 		repo.Status.ImageScans = nil

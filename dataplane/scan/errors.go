@@ -14,6 +14,9 @@ var (
 	// ErrUnauthorized means the registry refused the credentials (or asked
 	// for some and none were given).
 	ErrUnauthorized = errors.New("registry authentication failed")
+	// ErrInvalidSBOM means a document given as an SBOM cannot be read as
+	// one (a problem of the document, not of the scanner).
+	ErrInvalidSBOM = errors.New("invalid SBOM")
 	// ErrChecksumMismatch means a mirrored DB archive did not match the
 	// checksum its latest.json advertised.
 	ErrChecksumMismatch = errors.New("vulnerability database archive checksum mismatch")

@@ -57,10 +57,10 @@ var decoders = format.NewDecoderCollection(
 func DecodeSBOM(r io.Reader) (*sbom.SBOM, string, error) {
 	s, id, _, err := decoders.Decode(r)
 	if err != nil {
-		return nil, "", fmt.Errorf("decode SBOM: %w", err)
+		return nil, "", fmt.Errorf("decode SBOM: %w: %w", ErrInvalidSBOM, err)
 	}
 	if s == nil {
-		return nil, "", fmt.Errorf("decode SBOM: unrecognised format (want %s, %s or %s)", FormatCycloneDXJSON, FormatSPDXJSON, FormatSyftJSON)
+		return nil, "", fmt.Errorf("decode SBOM: %w: unrecognised format (want %s, %s or %s)", ErrInvalidSBOM, FormatCycloneDXJSON, FormatSPDXJSON, FormatSyftJSON)
 	}
 	return s, string(id), nil
 }

@@ -51,7 +51,7 @@ func matchReader(ctx context.Context, db *DB, rd io.ReadSeeker) (report.Report, 
 		},
 	})
 	if err != nil {
-		return report.Report{}, nil, fmt.Errorf("match: read SBOM: %w", err)
+		return report.Report{}, nil, fmt.Errorf("match: read SBOM: %w: %w", ErrInvalidSBOM, err)
 	}
 	vm := grype.VulnerabilityMatcher{
 		VulnerabilityProvider: db.provider,

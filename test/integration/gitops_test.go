@@ -303,6 +303,9 @@ spec: {url: %q, ref: {branch: main}, path: deploy, interval: 1m, prune: true}`, 
 	})
 
 	t.Run("deleting the GitRepo prunes what it applied", func(t *testing.T) {
+		// Detect mode promises to change nothing, deletion included.
+		patchGitRepo(t, key, `{"spec":{"driftMode":"Correct"}}`)
+		waitGitRepoReady(t, key, metav1.ConditionTrue, "Applied", "")
 		repo := &gitopsv1alpha1.GitRepo{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gr"}}
 		if err := env.Client.Delete(context.Background(), repo); err != nil {
 			t.Fatal(err)
@@ -383,5 +386,26 @@ subjects: [{kind: ServiceAccount, name: deployer}]`)
 		if _, ok := getConfigMap(t, ns, "a"); !ok {
 			t.Error("ConfigMap a not applied")
 		}
+	})
+
+	t.Run("deletion after its service account is gone keeps the objects", func(t *testing.T) {
+		ctx := context.Background()
+		if err := env.Client.Delete(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "deployer"}}); err != nil {
+			t.Fatal(err)
+		}
+		repo := &gitopsv1alpha1.GitRepo{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "as-deployer"}}
+		if err := env.Client.Delete(ctx, repo); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 30*time.Second, func(ctx context.Context) error {
+			if err := env.Client.Get(ctx, key, repo); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("GitRepo still there (finalizers %v): %w", repo.Finalizers, err)
+			}
+			return nil
+		})
+		if _, ok := getConfigMap(t, ns, "a"); !ok {
+			t.Error("ConfigMap a was deleted without the identity that applied it")
+		}
+		requireEvents(t, repo, "PruneSkipped")
 	})
 }

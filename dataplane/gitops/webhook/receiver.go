@@ -73,6 +73,11 @@ func (r *Receiver) Handler() http.Handler {
 func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 	key := types.NamespacedName{Namespace: req.PathValue("namespace"), Name: req.PathValue("name")}
 	log := r.log.WithValues("gitrepo", key.String())
+	if !signed(req.Header) {
+		// Refused before reading a byte of the body or the cluster.
+		r.reply(w, "", "unauthorized", http.StatusUnauthorized, ErrNoSignature.Error())
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, MaxBodyBytes))
 	if err != nil {
 		r.reply(w, "", "too_large", http.StatusRequestEntityTooLarge, fmt.Sprintf("payload larger than %d bytes", MaxBodyBytes))
@@ -107,7 +112,7 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 	case ev.ping:
 		r.reply(w, provider, "ignored", http.StatusOK, "pong")
 		return
-	case ev.delivery != "" && !r.seen.add(key.String()+"/"+ev.delivery):
+	case ev.delivery != "" && r.seen.has(key.String()+"/"+ev.delivery):
 		r.reply(w, provider, "duplicate", http.StatusOK, "delivery "+ev.delivery+" was already received")
 		return
 	}
@@ -119,6 +124,11 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 		log.Error(err, "requesting a sync")
 		r.reply(w, provider, "error", http.StatusServiceUnavailable, "cannot request a sync, retry later")
 		return
+	}
+	// Remembered only once handled, so the git server's retry of a
+	// delivery that failed here is not taken for a duplicate.
+	if ev.delivery != "" {
+		r.seen.add(key.String() + "/" + ev.delivery)
 	}
 	log.Info("webhook requested a sync", "provider", provider, "ref", ev.ref, "delivery", ev.delivery)
 	r.reply(w, provider, "triggered", http.StatusAccepted, "sync requested")
@@ -173,6 +183,13 @@ type recent struct {
 }
 
 func newRecent(n int) *recent { return &recent{n: n, set: map[string]bool{}} }
+
+// has reports whether id was recorded.
+func (s *recent) has(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.set[id]
+}
 
 // add records id and reports whether it was new.
 func (s *recent) add(id string) bool {

@@ -81,6 +81,16 @@ func Verify(h http.Header, body, token []byte, now time.Time) (Provider, error) 
 	return "", ErrNoSignature
 }
 
+// signed reports whether h carries one of the headers Verify checks.
+func signed(h http.Header) bool {
+	for _, k := range []string{"X-Hub-Signature-256", "X-Gitea-Signature", "X-Forgejo-Signature", "Webhook-Signature", "X-Gitlab-Token"} {
+		if h.Get(k) != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // Sign returns the X-Hub-Signature-256 value GitHub would send for body, for
 // tests and for `curl`-ing the receiver by hand.
 func Sign(token, body []byte) string {

@@ -29,12 +29,15 @@ type ScanImageRequest struct {
 // Error codes the scanner answers with, so callers can tell a problem of
 // the image (fix the manifest) from one of the scanner (retry).
 const (
-	CodeBadRequest    = "BadRequest"
-	CodeInvalidSBOM   = "InvalidSBOM"
-	CodeImageNotFound = "ImageNotFound"
-	CodeUnauthorized  = "Unauthorized"
-	CodeNoDatabase    = "NoDatabase"
-	CodeScanFailed    = "ScanFailed"
+	CodeBadRequest = "BadRequest"
+	// CodeUnauthenticated: the caller's bearer token was refused (a
+	// problem of the caller's configuration, not of what it scans).
+	CodeUnauthenticated = "Unauthenticated"
+	CodeInvalidSBOM     = "InvalidSBOM"
+	CodeImageNotFound   = "ImageNotFound"
+	CodeUnauthorized    = "Unauthorized"
+	CodeNoDatabase      = "NoDatabase"
+	CodeScanFailed      = "ScanFailed"
 )
 
 // ErrorResponse is the body of a non-200 answer.

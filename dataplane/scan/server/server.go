@@ -35,9 +35,14 @@ type Options struct {
 	// layers and catalogue in memory); default 2.
 	MaxConcurrent int
 	// CacheSize is how many reports are kept; default 512.
-	CacheSize  int
-	Log        logr.Logger
-	Registerer prometheus.Registerer
+	CacheSize int
+	// ScanTimeout bounds one scan; default 10 minutes. Scans run detached
+	// from the request that started them, so a client that gives up (a
+	// controller's sync timeout) finds the result cached on its retry
+	// instead of starting over.
+	ScanTimeout time.Duration
+	Log         logr.Logger
+	Registerer  prometheus.Registerer
 }
 
 // Server answers scan requests.
@@ -46,9 +51,17 @@ type Server struct {
 	slots   chan struct{}
 	metrics *metrics
 
-	mu    sync.Mutex
-	cache map[string]report.Report // by digest reference + DB build
-	order []string
+	mu      sync.Mutex
+	cache   map[string]report.Report // by digest reference + DB build
+	order   []string
+	flights map[string]*flight // scans in progress, by the same key
+}
+
+// flight is one scan in progress; done is closed when rep and err are set.
+type flight struct {
+	done chan struct{}
+	rep  report.Report
+	err  error
 }
 
 // New returns a Server.
@@ -62,13 +75,16 @@ func New(o Options) (*Server, error) {
 	if o.CacheSize <= 0 {
 		o.CacheSize = 512
 	}
+	if o.ScanTimeout <= 0 {
+		o.ScanTimeout = 10 * time.Minute
+	}
 	m := newMetrics()
 	if o.Registerer != nil {
 		if err := m.register(o.Registerer); err != nil {
 			return nil, err
 		}
 	}
-	return &Server{opts: o, slots: make(chan struct{}, o.MaxConcurrent), metrics: m, cache: map[string]report.Report{}}, nil
+	return &Server{opts: o, slots: make(chan struct{}, o.MaxConcurrent), metrics: m, cache: map[string]report.Report{}, flights: map[string]*flight{}}, nil
 }
 
 // Handler serves scanapi.ScanImagePath and scanapi.HealthPath.
@@ -92,7 +108,7 @@ func (s *Server) authorized(next http.HandlerFunc) http.HandlerFunc {
 		if s.opts.Token != "" {
 			got := []byte(r.Header.Get("Authorization"))
 			if subtle.ConstantTimeCompare(got, []byte("Bearer "+s.opts.Token)) != 1 {
-				writeError(w, http.StatusUnauthorized, scanapi.CodeBadRequest, "missing or wrong bearer token")
+				writeError(w, http.StatusUnauthorized, scanapi.CodeUnauthenticated, "missing or wrong bearer token (the scanner's --token-file)")
 				return
 			}
 		}
@@ -152,11 +168,6 @@ func (s *Server) scanSBOM(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		code, status := classify(err)
-		if code == scanapi.CodeScanFailed && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-			// Everything but the database and the context comes from the
-			// document itself.
-			code, status = scanapi.CodeInvalidSBOM, http.StatusUnprocessableEntity
-		}
 		s.metrics.scans.WithLabelValues(code).Inc()
 		writeError(w, status, code, err.Error())
 		return
@@ -181,43 +192,58 @@ func (s *Server) scan(ctx context.Context, image string) (report.Report, bool, e
 	return rep, cached, err
 }
 
-// cachedScan answers from the cache for (key, database build) or runs
-// scan in one of the bounded slots.
+// cachedScan answers from the cache for (key, database build), joins a scan
+// of the same key in progress, or starts one in a bounded slot. The scan
+// runs detached from ctx: ctx only bounds how long this caller waits.
 func (s *Server) cachedScan(ctx context.Context, key string, scan func(context.Context) (report.Report, error)) (report.Report, bool, error) {
 	built, err := s.opts.Scanner.DBBuilt()
 	if err != nil {
 		return report.Report{}, false, err
 	}
 	key += " " + built
-	if rep, ok := s.cached(key); ok {
+	s.mu.Lock()
+	if rep, ok := s.cache[key]; ok {
+		s.mu.Unlock()
 		return rep, true, nil
 	}
+	f, running := s.flights[key]
+	if !running {
+		f = &flight{done: make(chan struct{})}
+		s.flights[key] = f
+		go s.run(key, f, scan)
+	}
+	s.mu.Unlock()
 	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
+	case <-f.done:
+		return f.rep, false, f.err
 	case <-ctx.Done():
-		return report.Report{}, false, fmt.Errorf("waiting for a scan slot: %w", ctx.Err())
+		return report.Report{}, false, fmt.Errorf("waiting for the scan (it goes on; ask again for the result): %w", ctx.Err())
 	}
+}
+
+// run performs one scan in a slot and publishes its result.
+func (s *Server) run(key string, f *flight, scan func(context.Context) (report.Report, error)) {
+	defer func() {
+		s.mu.Lock()
+		delete(s.flights, key)
+		if f.err == nil {
+			s.storeLocked(key, f.rep)
+		}
+		s.mu.Unlock()
+		close(f.done)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.ScanTimeout)
+	defer cancel()
+	s.slots <- struct{}{}
+	defer func() { <-s.slots }()
 	start := time.Now()
-	rep, err := scan(ctx)
-	if err != nil {
-		return report.Report{}, false, err
+	f.rep, f.err = scan(ctx)
+	if f.err == nil {
+		s.metrics.duration.Observe(time.Since(start).Seconds())
 	}
-	s.metrics.duration.Observe(time.Since(start).Seconds())
-	s.store(key, rep)
-	return rep, false, nil
 }
 
-func (s *Server) cached(key string) (report.Report, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rep, ok := s.cache[key]
-	return rep, ok
-}
-
-func (s *Server) store(key string, rep report.Report) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *Server) storeLocked(key string, rep report.Report) {
 	if _, ok := s.cache[key]; ok {
 		return
 	}
@@ -236,6 +262,8 @@ func classify(err error) (string, int) {
 		return scanapi.CodeImageNotFound, http.StatusNotFound
 	case errors.Is(err, scan.ErrUnauthorized):
 		return scanapi.CodeUnauthorized, http.StatusForbidden
+	case errors.Is(err, scan.ErrInvalidSBOM):
+		return scanapi.CodeInvalidSBOM, http.StatusUnprocessableEntity
 	case errors.Is(err, scan.ErrNoDB):
 		return scanapi.CodeNoDatabase, http.StatusServiceUnavailable
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

@@ -7,13 +7,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/cairn-platform/cairn/dataplane/scan"
+	"github.com/cairn-platform/cairn/dataplane/scan/report"
 	"github.com/cairn-platform/cairn/dataplane/scan/scanapi"
 	"github.com/cairn-platform/cairn/dataplane/scan/scantest"
 )
@@ -66,11 +69,48 @@ func TestServer(t *testing.T) {
 		t.Errorf("after moving the tag: digest %s findings %+v, want %s with only %s", rep.Digest, rep.Findings, fixed, scantest.GoVulnID)
 	}
 
+	// A client that gives up does not cancel the scan: it finishes on its
+	// own and the retry gets the result from the cache.
+	release := make(chan struct{})
+	var runs atomic.Int32
+	slow := func(ctx context.Context) (report.Report, error) {
+		runs.Add(1)
+		select {
+		case <-release:
+			return report.Report{Subject: "slow"}, ctx.Err()
+		case <-ctx.Done():
+			return report.Report{}, ctx.Err()
+		}
+	}
+	impatient, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, _, err := srv.cachedScan(impatient, "slow-key", slow); err == nil {
+		t.Fatal("a caller that gave up got a result")
+	}
+	close(release)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		rep, cached, err := srv.cachedScan(ctx, "slow-key", slow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cached && rep.Subject == "slow" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the abandoned scan's result never reached the cache")
+		}
+	}
+	if n := runs.Load(); n != 1 {
+		t.Errorf("the scan ran %d times, want once: the abandoned one went on", n)
+	}
+
 	var apiErr *scanapi.Error
 	if _, err := client.ScanImage(ctx, registry+"/missing:1"); !errors.As(err, &apiErr) || apiErr.Code != scanapi.CodeImageNotFound || !scanapi.ImageProblem(err) {
 		t.Errorf("missing image: %v", err)
 	}
-	if _, err := (&scanapi.Client{BaseURL: hs.URL}).ScanImage(ctx, image); err == nil || !strings.Contains(err.Error(), "bearer token") {
+	// A refused token is the caller's configuration, not the image's: the
+	// gates must treat it as the scanner being unavailable.
+	if _, err := (&scanapi.Client{BaseURL: hs.URL}).ScanImage(ctx, image); !errors.As(err, &apiErr) || apiErr.Code != scanapi.CodeUnauthenticated || scanapi.ImageProblem(err) || !strings.Contains(err.Error(), "bearer token") {
 		t.Errorf("no token: %v", err)
 	}
 
