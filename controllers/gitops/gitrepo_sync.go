@@ -97,6 +97,9 @@ func (r *GitRepoReconciler) sync(ctx context.Context, repo, base *gitopsv1alpha1
 			r.failed(repo, base, ReasonScanBlocked, "Scan", fmt.Sprintf("revision %s: blocked by scanPolicy, nothing was applied: %s", art.Revision, strings.Join(gate.blocked, "; ")))
 			return ctrl.Result{RequeueAfter: interval}, nil
 		}
+		if repo.Spec.PinImageDigests {
+			pinDigests(objs, gate.digests)
+		}
 	} else {
 		repo.Status.ImageScans = nil
 	}

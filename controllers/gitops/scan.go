@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -20,6 +21,8 @@ type gateResult struct {
 	// blocked describes every image with blocking findings; empty when the
 	// apply may go on.
 	blocked []string
+	// digests maps each image reference to the digest scanned.
+	digests map[string]string
 }
 
 // scanGate scans every image the objects' workloads reference and judges
@@ -44,6 +47,12 @@ func (r *GitRepoReconciler) scanGate(ctx context.Context, policy *common.ScanPol
 		}
 		v := report.Evaluate(rep, p, now)
 		res.scans = append(res.scans, gitopsv1alpha1.ImageScan{Image: image, ScanResult: scangate.Result(rep, v)})
+		if rep.Digest != "" {
+			if res.digests == nil {
+				res.digests = map[string]string{}
+			}
+			res.digests[image] = rep.Digest
+		}
 		if v.Blocked {
 			res.blocked = append(res.blocked, fmt.Sprintf("image %s (%s): %s", image, scangate.ShortDigest(rep.Digest), v.Summary(3)))
 		}
@@ -88,4 +97,42 @@ func workloadImages(objs []*unstructured.Unstructured) []string {
 	}
 	slices.Sort(images)
 	return images
+}
+
+// pinDigests rewrites, in place, every container image of objs found in
+// digests and not yet pinned to "image@digest". An image the scanner gave
+// no digest for stays as it is.
+func pinDigests(objs []*unstructured.Unstructured, digests map[string]string) {
+	for _, o := range objs {
+		for _, path := range podSpecPaths {
+			spec, ok, _ := unstructured.NestedMap(o.Object, path...)
+			if !ok {
+				continue
+			}
+			// NestedMap and NestedSlice return copies: write back what changed.
+			specChanged := false
+			for _, field := range []string{"initContainers", "containers", "ephemeralContainers"} {
+				containers, _, _ := unstructured.NestedSlice(spec, field)
+				changed := false
+				for _, c := range containers {
+					m, ok := c.(map[string]any)
+					if !ok {
+						continue
+					}
+					img, _ := m["image"].(string)
+					if d, ok := digests[img]; ok && !strings.Contains(img, "@") {
+						m["image"] = img + "@" + d
+						changed = true
+					}
+				}
+				if changed {
+					_ = unstructured.SetNestedSlice(spec, containers, field)
+					specChanged = true
+				}
+			}
+			if specChanged {
+				_ = unstructured.SetNestedMap(o.Object, spec, path...)
+			}
+		}
+	}
 }

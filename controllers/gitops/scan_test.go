@@ -3,6 +3,7 @@ package gitops
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -105,5 +106,46 @@ func TestScanGate(t *testing.T) {
 	}
 	if res, err := (&GitRepoReconciler{}).scanGate(context.Background(), &common.ScanPolicy{FailOn: &high}, objects(t, `{apiVersion: v1, kind: ConfigMap}`)); err != nil || len(res.scans) != 0 {
 		t.Errorf("no images needs no scanner: %+v, %v", res, err)
+	}
+}
+
+func TestPinDigests(t *testing.T) {
+	const d = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	objs := objects(t,
+		`{apiVersion: apps/v1, kind: Deployment, spec: {replicas: 2, template: {spec: {initContainers: [{name: i, image: "init:1"}], containers: [{name: a, image: "app:1"}, {name: b, image: "other:2"}, {name: c, image: "app:1@sha256:ffff"}]}}}}`,
+		`{apiVersion: batch/v1, kind: CronJob, spec: {schedule: "* * * * *", jobTemplate: {spec: {template: {spec: {containers: [{name: j, image: "app:1"}]}}}}}}`,
+		`{apiVersion: v1, kind: Pod, spec: {containers: [{name: p, image: "app:1"}]}}`,
+		`{apiVersion: v1, kind: ConfigMap, data: {image: "app:1"}}`,
+	)
+	pinDigests(objs, map[string]string{"app:1": d, "init:1": d})
+	image := func(o int, path ...string) []string {
+		var out []string
+		cs, _, _ := unstructured.NestedSlice(objs[o].Object, path...)
+		for _, c := range cs {
+			out = append(out, c.(map[string]any)["image"].(string))
+		}
+		return out
+	}
+	tmpl := []string{"spec", "template", "spec"}
+	if got := strings.Join(image(0, append(tmpl, "containers")...), " "); got != "app:1@"+d+" other:2 app:1@sha256:ffff" {
+		t.Errorf("Deployment containers = %s", got)
+	}
+	if got := image(0, append(tmpl, "initContainers")...); len(got) != 1 || got[0] != "init:1@"+d {
+		t.Errorf("Deployment initContainers = %v", got)
+	}
+	if got := image(1, "spec", "jobTemplate", "spec", "template", "spec", "containers"); len(got) != 1 || got[0] != "app:1@"+d {
+		t.Errorf("CronJob containers = %v", got)
+	}
+	if got := image(2, "spec", "containers"); len(got) != 1 || got[0] != "app:1@"+d {
+		t.Errorf("Pod containers = %v", got)
+	}
+	if _, found, _ := unstructured.NestedSlice(objs[2].Object, "spec", "ephemeralContainers"); found {
+		t.Error("pinning added an ephemeralContainers field")
+	}
+	if r, _, _ := unstructured.NestedFieldNoCopy(objs[0].Object, "spec", "replicas"); fmt.Sprint(r) != "2" {
+		t.Errorf("replicas = %v, the rest of the spec must stay", r)
+	}
+	if v, _, _ := unstructured.NestedString(objs[3].Object, "data", "image"); v != "app:1" {
+		t.Errorf("a ConfigMap value was rewritten: %s", v)
 	}
 }

@@ -55,6 +55,7 @@ type gitRepoCreateOptions struct {
 	driftMode       string
 	webhookSecret   string
 	failOn          string
+	pinDigests      bool
 	ignore          []string
 
 	// Set by validate.
@@ -120,6 +121,7 @@ With --dry-run=client nothing is sent; add -o yaml to see the GitRepo.`,
 	fs.StringVar(&o.driftMode, "drift-mode", "", `"correct" (re-apply objects changed in the cluster, the API default) or "detect" (only report them).`)
 	fs.StringVar(&o.webhookSecret, "webhook-secret", "", `Secret whose "token" key verifies push webhook deliveries.`)
 	fs.StringVar(&o.failOn, "fail-on", "", "Block the apply on a scan finding of this severity or higher: critical, high, medium, low or negligible.")
+	fs.BoolVar(&o.pinDigests, "pin-image-digests", false, "Apply each scanned image pinned to the digest that passed the scan (needs --fail-on or --ignore).")
 	fs.StringArrayVar(&o.ignore, "ignore", nil, `Accepted vulnerability as "ID=REASON", e.g. "CVE-2024-45337=not reachable"; repeatable.`)
 	o.out.addFlags(fs)
 	if err := cmd.MarkFlagRequired("url"); err != nil {
@@ -267,6 +269,9 @@ func (o *gitRepoCreateOptions) object(namespace string) *unstructured.Unstructur
 			policy["ignore"] = o.ignored
 		}
 		spec["scanPolicy"] = policy
+	}
+	if o.pinDigests {
+		spec["pinImageDigests"] = true
 	}
 	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": gitopsv1alpha1.GroupVersion.String(),

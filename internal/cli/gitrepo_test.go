@@ -101,6 +101,7 @@ func TestGitRepoCreateObject(t *testing.T) {
 				"--fail-on", "hIgH",
 				"--ignore", "CVE-2024-45337=ssh server, not used",
 				"--ignore", " GHSA-v778-237x-gjrc = a=b ",
+				"--pin-image-digests",
 			},
 			spec: map[string]any{
 				"url":                "ssh://git@git.example.com/shop.git",
@@ -122,6 +123,7 @@ func TestGitRepoCreateObject(t *testing.T) {
 						map[string]any{"id": "GHSA-v778-237x-gjrc", "reason": "a=b"},
 					},
 				},
+				"pinImageDigests": true,
 			},
 		},
 		{

@@ -99,7 +99,8 @@ spec:
   ref: {branch: main}
   path: deploy
   interval: 1h
-  scanPolicy: {failOn: High}`, repoGit.url))
+  scanPolicy: {failOn: High}
+  pinImageDigests: true`, repoGit.url))
 	key := types.NamespacedName{Namespace: ns, Name: "gr"}
 
 	t.Run("vulnerable image blocks the apply", func(t *testing.T) {
@@ -153,6 +154,14 @@ spec:
 		}
 		if _, ok := getConfigMap(t, ns, "app-config"); !ok {
 			t.Error("ConfigMap not applied after the fix")
+		}
+		// pinImageDigests: the Deployment runs exactly the scanned image.
+		var d appsv1.Deployment
+		if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "app"}, &d); err != nil {
+			t.Fatal(err)
+		}
+		if got := d.Spec.Template.Spec.Containers[0].Image; got != image+"@"+fixed {
+			t.Errorf("Deployment image = %s, want %s@%s", got, image, fixed)
 		}
 	})
 

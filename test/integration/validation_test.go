@@ -192,6 +192,7 @@ var invalidCases = []invalidCase{
 	{"gitrepo: credentials for a local path", validGitRepo, all(set("url", "file:///srv/git/repo"), set("secretRef", map[string]any{"name": "creds"})),
 		"secretRef cannot be used with a file:// URL"},
 	{"gitrepo: unknown severity", validGitRepo, set("scanPolicy", map[string]any{"failOn": "Severe"}), `spec.scanPolicy.failOn: Unsupported value: "Severe"`},
+	{"gitrepo: digests pinned without a scan", validGitRepo, set("pinImageDigests", true), "pinImageDigests needs scanPolicy: only scanned images have a digest to pin"},
 
 	// EdgeDevice
 	{"edgedevice: no model", validEdgeDevice, set("hardware", map[string]any{"arch": "arm64"}), "spec.hardware.model: Required value"},
@@ -214,6 +215,7 @@ var invalidCases = []invalidCase{
 	{"firmware: uppercase digest", validFirmware, set("artifact.sha256", strings.ToUpper("bce8c8981f0af66980060d9352586dfc3e4f224e160dd58b068ae904fe0da35f")), "spec.artifact.sha256 in body should match '^[a-f0-9]{64}$'"},
 	{"firmware: maxUnavailable over 100%", validFirmware, set("rollout.maxUnavailable", "150%"), "maxUnavailable must be a positive number or a percentage between 1% and 100%"},
 	{"firmware: truncated signature", validFirmware, set("signatures.signatures.0.value", "c2lnbmF0dXJl"), `spec.signatures.signatures[0].value: Invalid value: "c2lnbmF0dXJl"`},
+	{"firmware: scan without an SBOM", validFirmware, set("scanPolicy", map[string]any{"failOn": "High"}), "scanPolicy needs spec.sbom: a firmware image is scanned through its signed SBOM"},
 
 	// Function
 	{"function: two module sources", validFunction, set("module.url", map[string]any{"url": "https://m.example.com/f.wasm", "sha256": strings.Repeat("a", 64)}),

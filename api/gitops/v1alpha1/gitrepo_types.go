@@ -9,6 +9,7 @@ import (
 // GitRepoSpec says which manifests to pull from git, how often, and how to
 // apply them.
 // +kubebuilder:validation:XValidation:rule="!has(self.secretRef) || !self.url.startsWith('file://')",message="secretRef cannot be used with a file:// URL"
+// +kubebuilder:validation:XValidation:rule="!has(self.pinImageDigests) || !self.pinImageDigests || has(self.scanPolicy)",message="pinImageDigests needs scanPolicy: only scanned images have a digest to pin"
 type GitRepoSpec struct {
 	// URL of the repository: https://, http://, ssh://, git://, file:// or
 	// scp-like "git@host:org/repo.git".
@@ -81,6 +82,14 @@ type GitRepoSpec struct {
 	// manifests reference.
 	// +optional
 	ScanPolicy *common.ScanPolicy `json:"scanPolicy,omitempty"`
+
+	// PinImageDigests rewrites each container image the scan gate passed to
+	// the digest it scanned ("reg/app:1" → "reg/app:1@sha256:…") before
+	// applying, so the image that runs is the one that was scanned even if
+	// the tag moves (like Kyverno's mutateDigest). A tag moved to a new
+	// image is scanned and rolled out at the next sync.
+	// +optional
+	PinImageDigests bool `json:"pinImageDigests,omitempty"`
 }
 
 // GitRef selects a revision; set at most one field.
