@@ -34,6 +34,7 @@ import (
 	xdsserver "github.com/cairn-platform/cairn/dataplane/xds/server"
 	"github.com/cairn-platform/cairn/dataplane/xds/translate"
 	"github.com/cairn-platform/cairn/internal/grpcserve"
+	"github.com/cairn-platform/cairn/internal/httpserve"
 	"github.com/cairn-platform/cairn/internal/kube"
 	"github.com/cairn-platform/cairn/internal/telemetry"
 	"github.com/cairn-platform/cairn/internal/version"
@@ -313,24 +314,9 @@ type httpRunnable struct {
 }
 
 func (h httpRunnable) Start(ctx context.Context) error {
-	// ReadTimeout bounds slow request bodies (webhook deliveries); no
-	// WriteTimeout, since OTA downloads of big images take long.
-	srv := &http.Server{Addr: h.addr, Handler: h.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, MaxHeaderBytes: 64 << 10}
-	ln, err := net.Listen("tcp", h.addr)
-	if err != nil {
-		return fmt.Errorf("%s: %w", h.name, err)
-	}
-	ctrl.Log.WithName(h.name).Info("serving", "address", ln.Addr().String())
-	go func() {
-		<-ctx.Done()
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdownCtx)
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("%s: %w", h.name, err)
-	}
-	return nil
+	return httpserve.Serve(ctx, h.name, h.addr, h.handler, func(a net.Addr) {
+		ctrl.Log.WithName(h.name).Info("serving", "address", a.String())
+	})
 }
 
 func (httpRunnable) NeedLeaderElection() bool { return false }

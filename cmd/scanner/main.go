@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/cairn-platform/cairn/dataplane/scan"
 	"github.com/cairn-platform/cairn/dataplane/scan/server"
+	"github.com/cairn-platform/cairn/internal/httpserve"
 	"github.com/cairn-platform/cairn/internal/version"
 )
 
@@ -109,7 +109,7 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("/", srv.Handler())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
-	return serve(ctx, o.listen, mux, log)
+	return httpserve.Serve(ctx, "scanner", o.listen, mux, func(a net.Addr) { log.Info("serving", "address", a.String()) })
 }
 
 // mirrorLoop refreshes the database from the mirror; a failed update keeps
@@ -133,23 +133,4 @@ func mirrorLoop(ctx context.Context, o options, scanner *scan.Scanner, srv *serv
 		case <-time.After(o.updateInterval):
 		}
 	}
-}
-
-func serve(ctx context.Context, addr string, h http.Handler, log logr.Logger) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", addr, err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdown)
-	}()
-	log.Info("serving", "address", ln.Addr().String())
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }

@@ -11,8 +11,7 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -53,19 +52,9 @@ type scanEntry struct {
 // the TUF target, so the document a scan judges is the release's own.
 func (r *FirmwareReconciler) loadSBOM(ctx context.Context, fw *edgev1alpha1.Firmware, target tuf.TargetFile) ([]byte, string, string, error) {
 	ref := fw.Spec.SBOM
-	var cm corev1.ConfigMap
-	found, err := kube.GetIfExists(ctx, r.Client, types.NamespacedName{Namespace: fw.Namespace, Name: ref.Name}, &cm)
-	if err != nil {
-		return nil, "", "", err
-	}
-	raw, ok := cm.BinaryData[ref.Key]
-	if !ok && cm.Data != nil {
-		if v, has := cm.Data[ref.Key]; has {
-			raw, ok = []byte(v), true
-		}
-	}
-	if !found || !ok {
-		return nil, ReasonSBOMNotFound, fmt.Sprintf("sbom: ConfigMap %q has no key %q (cairn firmware publish --sbom writes it)", ref.Name, ref.Key), nil
+	raw, problem, err := kube.ConfigMapKey(ctx, r.Client, fw.Namespace, ref.Name, ref.Key)
+	if err != nil || problem != "" {
+		return nil, ReasonSBOMNotFound, "sbom: " + problem + " (cairn firmware publish --sbom writes it)", err
 	}
 	doc := raw
 	if strings.HasSuffix(ref.Key, ".gz") {
@@ -98,7 +87,7 @@ func (r *FirmwareReconciler) gate(ctx context.Context, fw, base *edgev1alpha1.Fi
 	stop := func(reason, msg string, retry time.Duration) (ctrl.Result, bool) {
 		conditions.False(conds, gen, ConditionProgressing, reason, msg)
 		conditions.False(conds, gen, common.ConditionReady, reason, msg)
-		if c := findCondition(base.Status.Conditions, ConditionProgressing); c == nil || c.Reason != reason || c.ObservedGeneration != gen {
+		if c := meta.FindStatusCondition(base.Status.Conditions, ConditionProgressing); c == nil || c.Reason != reason || c.ObservedGeneration != gen {
 			kube.Warn(r.Recorder, fw, reason, "Scan", msg)
 		}
 		return ctrl.Result{RequeueAfter: retry}, true
@@ -134,13 +123,4 @@ func (r *FirmwareReconciler) scan(ctx context.Context, fw *edgev1alpha1.Firmware
 	}
 	r.scans.Store(key, scanEntry{digest: digest, report: rep, at: r.now()})
 	return rep, nil
-}
-
-func findCondition(conds []metav1.Condition, typ string) *metav1.Condition {
-	for i := range conds {
-		if conds[i].Type == typ {
-			return &conds[i]
-		}
-	}
-	return nil
 }

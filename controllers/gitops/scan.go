@@ -73,24 +73,12 @@ var podSpecPaths = [][]string{
 // in objs, sorted.
 func workloadImages(objs []*unstructured.Unstructured) []string {
 	seen := map[string]bool{}
-	for _, o := range objs {
-		for _, path := range podSpecPaths {
-			spec, ok, _ := unstructured.NestedMap(o.Object, path...)
-			if !ok {
-				continue
-			}
-			for _, field := range []string{"initContainers", "containers", "ephemeralContainers"} {
-				containers, _, _ := unstructured.NestedSlice(spec, field)
-				for _, c := range containers {
-					if m, ok := c.(map[string]any); ok {
-						if img, _ := m["image"].(string); img != "" {
-							seen[img] = true
-						}
-					}
-				}
-			}
+	eachContainer(objs, func(c map[string]any) bool {
+		if img, _ := c["image"].(string); img != "" {
+			seen[img] = true
 		}
-	}
+		return false
+	})
 	images := make([]string, 0, len(seen))
 	for img := range seen {
 		images = append(images, img)
@@ -103,25 +91,34 @@ func workloadImages(objs []*unstructured.Unstructured) []string {
 // digests and not yet pinned to "image@digest". An image the scanner gave
 // no digest for stays as it is.
 func pinDigests(objs []*unstructured.Unstructured, digests map[string]string) {
+	eachContainer(objs, func(c map[string]any) bool {
+		img, _ := c["image"].(string)
+		d, ok := digests[img]
+		if !ok || strings.Contains(img, "@") {
+			return false
+		}
+		c["image"] = img + "@" + d
+		return true
+	})
+}
+
+// eachContainer calls visit with every container, init and ephemeral
+// container of every pod spec in objs; when visit changes one and says so,
+// the change is written back into the object.
+func eachContainer(objs []*unstructured.Unstructured, visit func(container map[string]any) (changed bool)) {
 	for _, o := range objs {
 		for _, path := range podSpecPaths {
+			// NestedMap and NestedSlice return copies: write back what changed.
 			spec, ok, _ := unstructured.NestedMap(o.Object, path...)
 			if !ok {
 				continue
 			}
-			// NestedMap and NestedSlice return copies: write back what changed.
 			specChanged := false
 			for _, field := range []string{"initContainers", "containers", "ephemeralContainers"} {
 				containers, _, _ := unstructured.NestedSlice(spec, field)
 				changed := false
 				for _, c := range containers {
-					m, ok := c.(map[string]any)
-					if !ok {
-						continue
-					}
-					img, _ := m["image"].(string)
-					if d, ok := digests[img]; ok && !strings.Contains(img, "@") {
-						m["image"] = img + "@" + d
+					if m, ok := c.(map[string]any); ok && visit(m) {
 						changed = true
 					}
 				}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -169,20 +168,12 @@ func GatePassed(fn *serverlessv1alpha1.Function) bool {
 // readSBOM reads the SBOM key from data or binaryData; problem says what is
 // missing.
 func readSBOM(ctx context.Context, c client.Reader, ns string, ref *common.KeySelector) (sbom []byte, problem string, err error) {
-	var cm corev1.ConfigMap
-	found, err := kube.GetIfExists(ctx, c, client.ObjectKey{Namespace: ns, Name: ref.Name}, &cm)
+	sbom, problem, err = kube.ConfigMapKey(ctx, c, ns, ref.Name, ref.Key)
 	if err != nil {
-		return nil, "", fmt.Errorf("reading SBOM ConfigMap %s/%s: %w", ns, ref.Name, err)
+		return nil, "", fmt.Errorf("reading the SBOM: %w", err)
 	}
-	if !found {
-		return nil, fmt.Sprintf("sbom: ConfigMap %q not found", ref.Name), nil
-	}
-	if s, ok := cm.Data[ref.Key]; ok {
-		sbom = []byte(s)
-	} else if b, ok := cm.BinaryData[ref.Key]; ok {
-		sbom = b
-	} else {
-		return nil, fmt.Sprintf("sbom: ConfigMap %q has no key %q", ref.Name, ref.Key), nil
+	if problem != "" {
+		return nil, "sbom: " + problem, nil
 	}
 	if len(bytes.TrimSpace(sbom)) == 0 {
 		return nil, fmt.Sprintf("sbom: key %q of ConfigMap %q is empty", ref.Key, ref.Name), nil

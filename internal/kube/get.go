@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -19,4 +20,23 @@ func GetIfExists(ctx context.Context, c client.Reader, key types.NamespacedName,
 		return false, fmt.Errorf("getting %T %s: %w", obj, key, err)
 	}
 	return true, nil
+}
+
+// ConfigMapKey reads one key of a ConfigMap from binaryData or data
+// (`kubectl create configmap --from-file` puts valid UTF-8 in data, the rest
+// in binaryData). problem says, for a person, what is missing: the
+// ConfigMap or the key.
+func ConfigMapKey(ctx context.Context, c client.Reader, namespace, name, key string) (value []byte, problem string, err error) {
+	var cm corev1.ConfigMap
+	found, err := GetIfExists(ctx, c, types.NamespacedName{Namespace: namespace, Name: name}, &cm)
+	if err != nil || !found {
+		return nil, fmt.Sprintf("ConfigMap %q not found", name), err
+	}
+	if b, ok := cm.BinaryData[key]; ok {
+		return b, "", nil
+	}
+	if s, ok := cm.Data[key]; ok {
+		return []byte(s), "", nil
+	}
+	return nil, fmt.Sprintf("ConfigMap %q has no key %q", name, key), nil
 }

@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -57,17 +56,7 @@ func TestFunctionScanGate(t *testing.T) {
 	ns := newNamespace(t)
 	host := startFunchost(t, bin, funchostKubeconfig(t, dir), filepath.Join(dir, "cache"), "scan-host", ns)
 	served := func(ctx context.Context) (int, string, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+host.httpAddr+"/fn/"+ns+"/hello/", strings.NewReader("x"))
-		if err != nil {
-			return 0, "", err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0, "", err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b), err
+		return httpDo(ctx, http.MethodPost, "http://"+host.httpAddr+"/fn/"+ns+"/hello/", strings.NewReader("x"))
 	}
 
 	module := constModule("hello from a scanned module")

@@ -58,7 +58,12 @@ func freeAddr(t *testing.T) string {
 }
 
 func httpGet(ctx context.Context, url string) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	return httpDo(ctx, http.MethodGet, url, nil)
+}
+
+// httpDo sends one request and returns the status code and the body.
+func httpDo(ctx context.Context, method, url string, body io.Reader) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
 	if err != nil {
 		return 0, "", err
 	}
@@ -67,8 +72,8 @@ func httpGet(ctx context.Context, url string) (int, string, error) {
 		return 0, "", err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body), err
+	got, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(got), err
 }
 
 // TestManagerProcess runs the real manager binary against the API server:

@@ -26,20 +26,11 @@ func Read(ctx context.Context, c client.Reader, httpClient *http.Client, ns stri
 	key := func(name string) types.NamespacedName { return types.NamespacedName{Namespace: ns, Name: name} }
 	switch {
 	case src.ConfigMap != nil:
-		var cm corev1.ConfigMap
-		found, err := kube.GetIfExists(ctx, c, key(src.ConfigMap.Name), &cm)
-		if err != nil || !found {
-			return nil, fmt.Sprintf("module ConfigMap %q not found", src.ConfigMap.Name), err
+		b, problem, err := kube.ConfigMapKey(ctx, c, ns, src.ConfigMap.Name, src.ConfigMap.Key)
+		if problem != "" {
+			problem = "module " + problem
 		}
-		// kubectl create configmap --from-file puts valid UTF-8 files (tiny
-		// modules can be) in data, the rest in binaryData.
-		if b, ok := cm.BinaryData[src.ConfigMap.Key]; ok {
-			return b, "", nil
-		}
-		if s, ok := cm.Data[src.ConfigMap.Key]; ok {
-			return []byte(s), "", nil
-		}
-		return nil, fmt.Sprintf("ConfigMap %q has no key %q", src.ConfigMap.Name, src.ConfigMap.Key), nil
+		return b, problem, err
 	case src.Secret != nil:
 		var s corev1.Secret
 		found, err := kube.GetIfExists(ctx, c, key(src.Secret.Name), &s)
